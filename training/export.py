@@ -1,0 +1,257 @@
+"""Export a trained generator to one self-describing ONNX file (docs/onnx-contract.md).
+
+    gan-export runs/cdcgan --out models/fashion-cdcgan.onnx --name fashion-cdcgan
+    gan-export --inspect models/fashion-cdcgan.onnx
+
+The export is checked before it is written: onnx.checker, parity with PyTorch at batch
+1, 7 and 64 (fails above 1e-4), and batch-1-versus-batch-N consistency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training import checkpoint
+from training.cli import OneLineParser, fail
+from training.config import TrainConfig
+from training.data import FASHION_MNIST_CLASSES, MNIST_CLASSES
+from training.models import ModelSpec, build_models
+
+CONTRACT_VERSION = "1"
+PARITY_TOLERANCE = 1e-4
+PARITY_BATCHES = (1, 7, 64)
+
+
+class ExportError(Exception):
+    """The checkpoint cannot be exported, or the export failed a check. One line."""
+
+
+class _GeneratorGraph(nn.Module):
+    """The exported signature: (z[, label]) → image, names fixed by the contract."""
+
+    def __init__(self, generator: nn.Module, conditional: bool) -> None:
+        super().__init__()
+        self.generator = generator
+        self.conditional = conditional
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, label if self.conditional else None)
+
+
+def resolve_checkpoint(source: Path) -> Path:
+    """A run directory means its checkpoints/last.pt; a file is used as is."""
+    path = source / "checkpoints" / "last.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise ExportError(f"no checkpoint at {path}")
+    return path
+
+
+def load_generator(path: Path, use_ema: bool) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:
+    try:
+        state = checkpoint.load(path)
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise ExportError(f"{path}: cannot read checkpoint ({error})") from None
+    config = TrainConfig.from_dict(state["config"]).resolve()
+    classes = FASHION_MNIST_CLASSES if config.dataset == "fashion-mnist" else MNIST_CLASSES
+    assert config.g_width is not None and config.d_width is not None
+    spec = ModelSpec(config.arch, config.latent_dim, (1, 28, 28), len(classes),
+                     config.conditional, config.g_width, config.d_width)  # fmt: skip
+    generator, _ = build_models(spec)
+    weights = state["generator"]
+    if use_ema and state.get("generator_ema") is not None:
+        weights = state["generator_ema"]
+    generator.load_state_dict(weights)
+    state["class_names"] = list(classes)
+    state["weights"] = "ema" if weights is state.get("generator_ema") else "raw"
+    return generator.eval(), spec, state
+
+
+def _example_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    rng = torch.Generator().manual_seed(seed)
+    inputs = {"z": torch.randn(batch, spec.latent_dim, generator=rng)}
+    if spec.conditional:
+        inputs["label"] = torch.randint(0, spec.num_classes, (batch,), generator=rng)
+    return inputs
+
+
+def to_onnx(generator: nn.Module, spec: ModelSpec, opset: int) -> onnx.ModelProto:
+    """Trace with the dynamo exporter, batch axis declared dynamic, opset pinned."""
+    graph = _GeneratorGraph(generator, spec.conditional).eval()
+    example = _example_inputs(spec, batch=4, seed=0)
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    shapes: dict[str, Any] = {"z": {0: batch}}
+    if spec.conditional:
+        shapes["label"] = {0: batch}
+    with warnings.catch_warnings():
+        # The exporter's internal deprecation and axis-renaming notices are not actionable.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        program = _export(graph, example, opset, shapes)
+    return program.model_proto
+
+
+def _export(graph: nn.Module, example: dict[str, torch.Tensor], opset: int,
+            shapes: dict[str, Any]) -> Any:  # fmt: skip
+    program = torch.onnx.export(
+        graph,
+        args=(),
+        kwargs=example,
+        input_names=list(example),
+        output_names=["image"],
+        opset_version=opset,
+        dynamo=True,
+        dynamic_shapes=shapes,
+        external_data=False,
+        optimize=True,
+        verbose=False,
+    )
+    assert program is not None
+    return program
+
+
+def check_parity(model: onnx.ModelProto, generator: nn.Module, spec: ModelSpec) -> float:
+    """Worst |ONNX − PyTorch| over several batch sizes; also batch 1 == row 0 of batch N."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in PARITY_BATCHES:
+        inputs = _example_inputs(spec, batch, seed=batch)
+        with torch.no_grad():
+            expected = generator(inputs["z"], inputs.get("label")).numpy()
+        feeds = {name: tensor.numpy() for name, tensor in inputs.items()}
+        (actual,) = session.run(["image"], feeds)
+        worst = max(worst, float(np.abs(actual - expected).max()))
+        (single,) = session.run(["image"], {name: value[:1] for name, value in feeds.items()})
+        if not np.allclose(single[0], actual[0], atol=PARITY_TOLERANCE):
+            raise ExportError(f"batch 1 and batch {batch} disagree: BatchNorm left in train mode?")
+    if worst > PARITY_TOLERANCE:
+        raise ExportError(f"ONNX/PyTorch parity {worst:.3g} exceeds {PARITY_TOLERANCE:g}")
+    return worst
+
+
+def build_metadata(spec: ModelSpec, state: dict[str, Any], name: str, source: Path,
+                   checkpoint_path: Path, parity: float) -> dict[str, str]:  # fmt: skip
+    config = TrainConfig.from_dict(state["config"])
+    return {
+        "format_version": CONTRACT_VERSION,
+        "name": name,
+        "arch": spec.arch,
+        "latent_dim": str(spec.latent_dim),
+        "image_shape": json.dumps(list(spec.image_shape)),
+        "output_range": json.dumps([-1.0, 1.0]),
+        "conditional": "true" if spec.conditional else "false",
+        "num_classes": str(spec.num_classes),
+        "class_names": json.dumps(state["class_names"]),
+        "dataset": config.dataset,
+        "dataset_fingerprint": state["dataset_fingerprint"],
+        "epochs": str(state["epoch"]),
+        "steps": str(state["step"]),
+        "config_hash": config.resolve().hash(),
+        "training_run": str(source.parent.parent if source.is_file() else source),
+        "checkpoint_sha256": checkpoint.sha256_file(checkpoint_path),
+        "weights": state["weights"],
+        "parity_max_abs_diff": f"{parity:.3g}",
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": package_metadata.version("ganserve"),
+    }
+
+
+def write_model(model: onnx.ModelProto, metadata: dict[str, str], out: Path) -> None:
+    """Attach metadata, run onnx.checker and write one file (no external data) atomically."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(model.SerializeToString())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; a served model must be readable
+        os.replace(temporary, out)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export(source: Path, out: Path, opset: int = 18, use_ema: bool = True,
+           name: str | None = None) -> dict[str, str]:  # fmt: skip
+    checkpoint_path = resolve_checkpoint(source)
+    generator, spec, state = load_generator(checkpoint_path, use_ema)
+    model = to_onnx(generator, spec, opset)
+    parity = check_parity(model, generator, spec)
+    metadata = build_metadata(spec, state, name or out.stem, source, checkpoint_path, parity)
+    write_model(model, metadata, out)
+    return metadata
+
+
+def inspect(path: Path) -> str:
+    """The graph signature and metadata of any ONNX file, as readable text."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise ExportError(f"{path}: not a readable ONNX file ({error})") from None
+
+    def describe(values: Any) -> list[str]:
+        lines = []
+        for value in values:
+            tensor = value.type.tensor_type
+            dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+            kind = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+            lines.append(f"  {value.name}: {kind} [{', '.join(dims)}]")
+        return lines
+
+    lines = [f"{path} (opset {model.opset_import[0].version}, {path.stat().st_size} bytes)",
+             "inputs:", *describe(model.graph.input), "outputs:", *describe(model.graph.output),
+             "metadata:"]  # fmt: skip
+    width = max((len(p.key) for p in model.metadata_props), default=0)
+    lines += [f"  {p.key.ljust(width)}  {p.value}" for p in model.metadata_props]
+    return "\n".join(lines)
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog="gan-export", description="Export a generator checkpoint to ONNX.")
+    p.add_argument("source", type=Path, metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a run directory (uses checkpoints/last.pt) or a .pt file")  # fmt: skip
+    p.add_argument("--out", type=Path, help="output NAME.onnx (required unless --inspect)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw G, not its EMA copy")
+    p.add_argument("--name", help="model name in the metadata (default: --out's stem)")
+    p.add_argument("--inspect", action="store_true", help="print SOURCE.onnx's signature and "
+                   "metadata, then exit")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        if args.inspect:
+            print(inspect(args.source))
+            return 0
+        if args.out is None:
+            fail(p.prog, "--out NAME.onnx is required")
+        if not 13 <= args.opset <= 23:
+            fail(p.prog, f"--opset {args.opset} is outside the supported 13..23")
+        metadata = export(args.source, args.out, args.opset, not args.no_ema, args.name)
+    except ExportError as error:
+        fail(p.prog, str(error))
+    print(f"onnx.checker: ok; parity max abs diff {metadata['parity_max_abs_diff']} "
+          f"(limit {PARITY_TOLERANCE:g}) at batch {', '.join(map(str, PARITY_BATCHES))}")  # fmt: skip
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {metadata['weights']} weights)")
+    return 0

@@ -1,0 +1,81 @@
+"""What a run writes for people to watch: metrics.jsonl, sample grids, the curves plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+class MetricsLog:
+    """Append-only JSON lines; each line is flushed so a crashed run keeps its history."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records past `step`: a resumed run rewrites them instead of duplicating."""
+        kept = [r for r in self.read() if r["step"] <= step]
+        self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def image_grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
+    """``(N, C, H, W)`` floats in [-1, 1] → one uint8 ``(rows·H, columns·W[, C])`` grid."""
+    count, channels, height, width = images.shape
+    rows = math.ceil(count / columns)
+    pixels = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    grid = np.zeros(
+        (channels, rows * (height + padding) + padding, columns * (width + padding) + padding),
+        dtype=np.uint8,
+    )
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[:, top : top + height, left : left + width] = pixels[index]
+    return grid[0] if channels == 1 else grid.transpose(1, 2, 0)
+
+
+def save_grid(images: np.ndarray, columns: int, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(images, columns)).save(path)
+
+
+def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
+    """Losses and mean D outputs against generator steps; D = 1/2 is the paper's equilibrium."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in records if r.get("kind") == "step"]
+    if not steps:
+        return
+    x = [r["step"] for r in steps]
+    figure, (losses, outputs) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    losses.plot(x, [r["d_loss"] for r in steps], label="D loss")
+    losses.plot(x, [r["g_loss"] for r in steps], label="G loss")
+    losses.set_ylabel("loss")
+    losses.legend()
+    outputs.plot(x, [r["d_real"] for r in steps], label="mean D(x)")
+    outputs.plot(x, [r["d_fake"] for r in steps], label="mean D(G(z))")
+    outputs.axhline(0.5, color="grey", linestyle="--", linewidth=0.8, label="equilibrium 1/2")
+    outputs.set_ylim(0, 1)
+    outputs.set_xlabel("generator step")
+    outputs.set_ylabel("D output")
+    outputs.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,468 @@
+"""The GAN training loop: Algorithm 1 of Goodfellow et al. 2014 with checkpoints, exact
+resume, an EMA generator, monitoring and optional DistributedDataParallel.
+
+    gan-train --arch dcgan --conditional --epochs 20 --out runs/cdcgan
+    torchrun --nproc_per_node 2 -m training.cli --dataset fake --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from training import checkpoint
+from training.config import RESUMABLE_OVERRIDES, TrainConfig
+from training.data import DataError, ImageDataset, load_dataset, to_unit_range
+from training.distributed import DistContext, any_rank, barrier, setup, teardown
+from training.models import ModelSpec, build_models
+from training.monitoring import MetricsLog, plot_curves, save_grid
+
+RUN_ARTIFACTS = ("checkpoints", "samples", "metrics.jsonl", "config.json", "curves.png")
+
+
+class TrainingError(Exception):
+    """A user-facing problem with the options or the run directory. One line."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epoch: int
+    step: int
+    interrupted: bool
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-[log D(x) + log(1 - D(G(z)))] on logits: softplus never takes log(0)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """minimax: minimize log(1 - D(G(z))) (saturates when D wins);
+    non-saturating: minimize -log D(G(z)), the paper's practical advice."""
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+    if kind == "non-saturating":
+        return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def model_spec(config: TrainConfig, data: ImageDataset) -> ModelSpec:
+    assert config.g_width is not None and config.d_width is not None, "resolve() first"
+    return ModelSpec(
+        arch=config.arch,
+        latent_dim=config.latent_dim,
+        image_shape=data.image_shape,
+        num_classes=data.num_classes,
+        conditional=config.conditional,
+        g_width=config.g_width,
+        d_width=config.d_width,
+    )
+
+
+def pick_device(kind: str) -> torch.device:
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda asked for, but torch sees no CUDA device")
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(kind)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps and checkpoints."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.raised = True
+
+
+def prepare_run_dir(
+    run_dir: Path, resume: bool, overwrite: bool, context: DistContext
+) -> None:
+    exists_nonempty = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise TrainingError(f"--resume: no checkpoint at {run_dir}/checkpoints/last.pt")
+        return
+    if exists_nonempty and not overwrite:
+        raise TrainingError(
+            f"run directory {run_dir} is not empty; pass --resume to continue it "
+            "or --overwrite to start over"
+        )
+    barrier(context)  # every rank has checked before rank 0 changes anything
+    if context.is_main and exists_nonempty:
+        for name in RUN_ARTIFACTS:  # only what a run writes: never the user's other files
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    barrier(context)
+
+
+def resolve_config(
+    config: TrainConfig, explicit: set[str], resume: bool
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The config to run with and, on resume, the checkpoint it continues from."""
+    if not resume:
+        return config.resolve(), None
+    state = checkpoint.load(Path(config.out) / "checkpoints" / "last.pt")
+    saved = TrainConfig.from_dict(state["config"])
+    refused = sorted(explicit - RESUMABLE_OVERRIDES - {"out"})
+    if refused:
+        names = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise TrainingError(f"--resume continues the saved config; cannot change {names}")
+    for name in explicit & RESUMABLE_OVERRIDES:
+        setattr(saved, name, getattr(config, name))
+    saved.out = config.out
+    return saved.resolve(), state
+
+
+def train(config: TrainConfig, explicit: set[str] | None = None, resume: bool = False,
+          overwrite: bool = False) -> TrainResult:  # fmt: skip
+    """Run (or continue) training as `config` says; returns where it stopped."""
+    config, state = resolve_config(config, explicit or set(), resume)
+    device = pick_device(config.device)
+    context = setup(device.type)
+    try:
+        return _train(config, state, device, context, resume, overwrite)
+    finally:
+        teardown(context)
+
+
+def _train(
+    config: TrainConfig,
+    state: dict[str, Any] | None,
+    device: torch.device,
+    context: DistContext,
+    resume: bool,
+    overwrite: bool,
+) -> TrainResult:
+    if context.enabled and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir = Path(config.out)
+    prepare_run_dir(run_dir, resume, overwrite, context)
+    data = load_dataset(config.dataset, config.data_dir, "train")
+    fingerprint = data.fingerprint()
+    if state is not None and state["dataset_fingerprint"] != fingerprint:
+        raise TrainingError(
+            f"--resume: data set fingerprint {fingerprint} differs from the checkpoint's "
+            f"{state['dataset_fingerprint']}; point --data-dir at the original data"
+        )
+
+    torch.manual_seed(config.seed + context.rank)  # distinct noise per rank
+    np.random.seed(config.seed + context.rank)
+    spec = model_spec(config, data)
+    generator, discriminator = (m.to(device) for m in build_models(spec))
+    ema = _make_ema(generator, config)
+    assert config.lr is not None and config.beta1 is not None and config.beta2 is not None
+    betas = (config.beta1, config.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
+
+    epoch, step, batch_in_epoch = 0, 0, 0
+    if state is not None:
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        if ema is not None:
+            ema.load_state_dict(state["generator_ema"])
+        opt_g.load_state_dict(state["opt_generator"])
+        opt_d.load_state_dict(state["opt_discriminator"])
+        epoch, step, batch_in_epoch = state["epoch"], state["step"], state["batch_in_epoch"]
+        checkpoint.restore_rng(state["rng"][min(context.rank, len(state["rng"]) - 1)])
+
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if resume:
+            log.truncate_after(step)
+    barrier(context)
+
+    g_train, d_train = generator, discriminator
+    if context.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        g_train = DistributedDataParallel(generator, device_ids=ids)
+        d_train = DistributedDataParallel(discriminator, device_ids=ids)
+
+    images = torch.from_numpy(to_unit_range(data.images)).to(device)  # (N, C, H, W)
+    labels = torch.from_numpy(data.labels).to(device)  # (N,)
+    sampler = DistributedSampler(
+        range(len(data)), num_replicas=context.world_size, rank=context.rank,
+        shuffle=True, seed=config.seed, drop_last=True,
+    )  # fmt: skip
+    assert config.batch_size is not None
+    batch, k = config.batch_size, config.d_steps
+    steps_per_epoch = len(sampler) // batch // k
+    if steps_per_epoch == 0:
+        raise TrainingError(
+            f"batch size {batch} × d-steps {k} × {context.world_size} process(es) exceeds "
+            f"the {len(data)} training images"
+        )
+    fixed_z, fixed_labels = _fixed_noise(config, spec, device)
+    saver = _Saver(run_dir, config, fingerprint, context)
+    window, epoch_window = _Window(), _Window()
+    interrupted = False
+
+    with _StopFlag() as stop:
+        while epoch < config.epochs and not _reached(step, config):
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), device=device)
+            progress = tqdm(
+                total=steps_per_epoch, initial=batch_in_epoch, disable=not context.is_main,
+                desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=True,
+                file=sys.stderr, dynamic_ncols=True,
+            )  # fmt: skip
+            while batch_in_epoch < steps_per_epoch:
+                # ---- Algorithm 1: k discriminator steps, then one generator step ----
+                for j in range(k):
+                    # D: maximize log D(x) + log(1 - D(G(z)))
+                    chosen = order[(batch_in_epoch * k + j) * batch :][:batch]
+                    real, real_labels = images[chosen], labels[chosen]
+                    z, fake_labels = _noise(batch, spec, device)
+                    with torch.no_grad():
+                        fake = g_train(z, fake_labels)
+                    logits = d_train(
+                        torch.cat([real, fake]), _cat_labels(real_labels, fake_labels)
+                    )
+                    d_loss = discriminator_loss(logits[:batch], logits[batch:])
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                # G: minimize log(1 - D(G(z))) (minimax) or maximize log D(G(z)) (non-sat.)
+                z, fake_labels = _noise(batch, spec, device)
+                fake_logits = d_train(g_train(z, fake_labels), fake_labels)
+                g_loss = generator_loss(fake_logits, config.loss)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                _update_ema(ema, generator, config, step)
+
+                step += 1
+                batch_in_epoch += 1
+                for accumulator in (window, epoch_window):
+                    accumulator.add(d_loss, g_loss, logits[:batch], fake_logits,
+                                    batch * k * context.world_size)  # fmt: skip
+                progress.update(1)
+                if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
+                    record = window.flush(epoch, step)
+                    progress.set_postfix_str(_postfix(record))
+                    if context.is_main:
+                        log.write(record)
+                if any_rank(stop.raised, context, device):
+                    interrupted = True
+                    break
+                if _reached(step, config):
+                    break
+                if step % config.checkpoint_every == 0:
+                    saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
+                                      epoch, step, batch_in_epoch, context))  # fmt: skip
+            progress.close()
+            if interrupted or batch_in_epoch < steps_per_epoch:
+                break
+            epoch, batch_in_epoch = epoch + 1, 0
+            if context.is_main:
+                log.write(epoch_window.flush(epoch, step, kind="epoch"))
+            epoch_window.reset()
+            saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
+                              epoch, step, 0, context), epoch=epoch)  # fmt: skip
+            if context.is_main:
+                _write_samples(ema or generator, fixed_z, fixed_labels, spec,
+                               run_dir / "samples" / f"epoch-{epoch:04d}.png")  # fmt: skip
+
+    stopped_mid_epoch = batch_in_epoch != 0
+    if stopped_mid_epoch:  # interrupted or --max-steps: make the stopping point resumable
+        saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
+                          epoch, step, batch_in_epoch, context))  # fmt: skip
+    if context.is_main:
+        plot_curves(log.read(), run_dir / "curves.png")
+        if stopped_mid_epoch and not (run_dir / "samples").exists():
+            _write_samples(ema or generator, fixed_z, fixed_labels, spec,
+                           run_dir / "samples" / f"step-{step:07d}.png")  # fmt: skip
+    return TrainResult(run_dir, epoch, step, interrupted)
+
+
+def _reached(step: int, config: TrainConfig) -> bool:
+    return config.max_steps is not None and step >= config.max_steps
+
+
+def _noise(
+    batch: int, spec: ModelSpec, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    z = torch.randn(batch, spec.latent_dim, device=device)  # (B, latent)
+    if not spec.conditional:
+        return z, None
+    return z, torch.randint(0, spec.num_classes, (batch,), device=device)  # (B,)
+
+
+def _cat_labels(real: torch.Tensor, fake: torch.Tensor | None) -> torch.Tensor | None:
+    return None if fake is None else torch.cat([real, fake])
+
+
+def _fixed_noise(
+    config: TrainConfig, spec: ModelSpec, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Noise for comparable per-epoch grids, drawn from its own generator so taking it
+    never shifts the training RNG stream. Conditional: one row per class, same z per column."""
+    rng = torch.Generator().manual_seed(config.seed)
+    if not spec.conditional:
+        return torch.randn(config.sample_count, spec.latent_dim, generator=rng).to(device), None
+    columns = 8
+    z = torch.randn(columns, spec.latent_dim, generator=rng).repeat(spec.num_classes, 1)
+    labels = torch.arange(spec.num_classes).repeat_interleave(columns)
+    return z.to(device), labels.to(device)
+
+
+def _make_ema(generator: nn.Module, config: TrainConfig) -> nn.Module | None:
+    if not config.ema_decay:
+        return None
+    ema = copy.deepcopy(generator).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module | None, generator: nn.Module, config: TrainConfig,
+                step: int) -> None:  # fmt: skip
+    """Exponential moving average of G's weights; BN running stats are copied, not averaged,
+    since they describe G's current activations. A short warm-up keeps early grids useful."""
+    if ema is None:
+        return
+    assert config.ema_decay is not None
+    decay = min(config.ema_decay, (1 + step) / (10 + step))
+    torch._foreach_lerp_(list(ema.parameters()), list(generator.parameters()), 1.0 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), generator.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+@torch.no_grad()
+def _write_samples(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
+                   spec: ModelSpec, path: Path) -> None:  # fmt: skip
+    was_training = generator.training
+    generator.eval()
+    images = generator(z, labels).cpu().numpy()  # (S, C, H, W)
+    generator.train(was_training)
+    save_grid(images, columns=8, path=path)
+
+
+def _state(generator: nn.Module, discriminator: nn.Module, ema: nn.Module | None,
+           opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, epoch: int, step: int,
+           batch_in_epoch: int, context: DistContext) -> dict[str, Any]:  # fmt: skip
+    return {
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "generator_ema": ema.state_dict() if ema is not None else None,
+        "opt_generator": opt_g.state_dict(),
+        "opt_discriminator": opt_d.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "batch_in_epoch": batch_in_epoch,
+        "rng": _gather_rng(context),
+    }
+
+
+def _gather_rng(context: DistContext) -> list[dict[str, Any]]:
+    """Every rank's RNG state (each draws its own noise), collected on all ranks."""
+    mine = checkpoint.capture_rng()
+    if not context.enabled:
+        return [mine]
+    gathered: list[Any] = [None] * context.world_size
+    torch.distributed.all_gather_object(gathered, mine)
+    return gathered
+
+
+class _Saver:
+    """Rank 0 writes last.pt (and epoch-XXXX.pt at epoch ends) atomically."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, fingerprint: str,
+                 context: DistContext) -> None:  # fmt: skip
+        self.directory = run_dir / "checkpoints"
+        self.config = config
+        self.fingerprint = fingerprint
+        self.context = context
+
+    def save(self, state: dict[str, Any], epoch: int | None = None) -> None:
+        if not self.context.is_main:
+            return
+        state |= {
+            "format": checkpoint.CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "dataset_fingerprint": self.fingerprint,
+            "saved_at": time.time(),
+        }
+        checkpoint.atomic_save(state, self.directory / "last.pt")
+        if epoch is not None:
+            checkpoint.atomic_save(state, self.directory / f"epoch-{epoch:04d}.pt")
+            checkpoint.rotate(self.directory, self.config.keep)
+
+
+class _Window:
+    """Running means over the current logging window; one .item() per flush, not per step."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(4)
+        self.count = 0
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
+            fake_logits: torch.Tensor, images: int) -> None:  # fmt: skip
+        values = torch.stack([
+            d_loss.detach(), g_loss.detach(),
+            torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
+        ]).cpu()  # fmt: skip
+        self.sums += values
+        self.count += 1
+        self.images += images
+
+    def flush(self, epoch: int, step: int, kind: str = "step") -> dict[str, Any]:
+        means = (self.sums / max(1, self.count)).tolist()
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        record = {
+            "kind": kind, "epoch": epoch, "step": step,
+            "d_loss": means[0], "g_loss": means[1], "d_real": means[2], "d_fake": means[3],
+            "images_per_s": self.images / elapsed,
+        }  # fmt: skip
+        self.reset()
+        return record
+
+
+def _postfix(record: dict[str, Any]) -> str:
+    return (f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
+            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")  # fmt: skip
+
+
+__all__ = ["DataError", "TrainConfig", "TrainResult", "TrainingError", "train"]
