@@ -1,0 +1,164 @@
+"""Response bodies: JSON with one base64 PNG per image, one PNG grid, or a NumPy .npy file.
+
+Pixels: the generator's float output x in [-1, 1] becomes uint8 round((x + 1) * 127.5),
+clipped to 0..255. Layouts:
+
+- `npy`: one uint8 array of shape (N, C, H, W), C-order, image i at [i] (the ONNX output's
+  axis order); `np.load(io.BytesIO(body))`, and `.transpose(0, 2, 3, 1)` for (N, H, W, C).
+- `png` grid: `cols = ceil(sqrt(N))`, `rows = ceil(N / cols)`; image i sits at row i // cols,
+  column i % cols; 2 px of black between and around the images.
+- `json`: `{"model", "seed", "images": [{"index", "seed", "label", "png"}]}`, `png` being the
+  base64 of one PNG per image; `label` is null for unconditional models.
+PNG mode follows C: 1 → L (grey), 3 → RGB, 4 → RGBA.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from service.errors import NotAcceptable
+
+Format = Literal["json", "png", "npy"]
+MEDIA_TYPES: dict[Format, str] = {
+    "json": "application/json",
+    "png": "image/png",
+    "npy": "application/x-npy",
+}
+# Accept header media types -> format; the first acceptable one in the client's order wins.
+_ACCEPT: dict[str, Format] = {
+    "application/json": "json",
+    "image/png": "png",
+    "application/x-npy": "npy",
+    "application/octet-stream": "npy",
+    "*/*": "json",
+    "application/*": "json",
+    "image/*": "png",
+}
+GRID_PADDING = 2
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+U8Images = npt.NDArray[np.uint8]  # (N, C, H, W)
+
+
+def negotiate(fmt: Format | None, accept: str | None) -> Format:
+    """`format` wins; else the Accept header (by q-value); else JSON."""
+    if fmt is not None:
+        return fmt
+    if not accept:
+        return "json"
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            ranked.append((-q, position, media.lower()))
+    for _, _, media in sorted(ranked):
+        if media in _ACCEPT:
+            return _ACCEPT[media]
+    raise NotAcceptable(
+        f"cannot produce any of Accept: {accept}; use format=json|png|npy "
+        f"({', '.join(MEDIA_TYPES.values())})",
+        field="format",
+    )
+
+
+def to_uint8(images: npt.NDArray[np.float32]) -> U8Images:
+    """(N, C, H, W) floats in [-1, 1] -> uint8 pixels."""
+    scaled = np.rint((images + 1.0) * 127.5)
+    pixels: U8Images = np.clip(scaled, 0, 255).astype(np.uint8)
+    return pixels
+
+
+def _pil(image: npt.NDArray[np.uint8]) -> Image.Image:
+    """(C, H, W) uint8 -> a PIL image."""
+    channels = image.shape[0]
+    if channels == 1:
+        return Image.fromarray(np.ascontiguousarray(image[0]))
+    return Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
+
+
+def png(image: npt.NDArray[np.uint8]) -> bytes:
+    """One (C, H, W) uint8 image as PNG (fast compression: latency over bytes)."""
+    buffer = io.BytesIO()
+    _pil(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, cols) of the near-square grid of n images."""
+    cols = max(1, math.ceil(math.sqrt(n)))
+    return math.ceil(n / cols), cols
+
+
+def grid(images: U8Images, padding: int = GRID_PADDING) -> npt.NDArray[np.uint8]:
+    """All images tiled into one (C, H', W') image, row-major, black padding."""
+    n, channels, height, width = images.shape
+    rows, cols = grid_shape(n)
+    canvas = np.zeros(
+        (channels, rows * (height + padding) + padding, cols * (width + padding) + padding),
+        np.uint8,
+    )
+    for i in range(n):
+        top = padding + (i // cols) * (height + padding)
+        left = padding + (i % cols) * (width + padding)
+        canvas[:, top : top + height, left : left + width] = images[i]
+    return canvas
+
+
+def npy(images: U8Images) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(images), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def to_json(
+    model: str, seed: int, seeds: Sequence[int], labels: Sequence[int] | None, images: U8Images
+) -> bytes:
+    body = {
+        "model": model,
+        "seed": seed,
+        "images": [
+            {
+                "index": i,
+                "seed": seeds[i],
+                "label": None if labels is None else labels[i],
+                "png": base64.b64encode(png(images[i])).decode("ascii"),
+            }
+            for i in range(images.shape[0])
+        ],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode(
+    fmt: Format,
+    images: npt.NDArray[np.float32],
+    *,
+    model: str,
+    seed: int,
+    seeds: Sequence[int],
+    labels: Sequence[int] | None,
+) -> bytes:
+    """The response body of one request in format `fmt`."""
+    pixels = to_uint8(images)
+    if fmt == "npy":
+        return npy(pixels)
+    if fmt == "png":
+        return png(grid(pixels))
+    return to_json(model, seed, seeds, labels, pixels)

@@ -1,0 +1,1 @@
+"""ganserve test suite; mirrors the packages."""

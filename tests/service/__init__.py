@@ -1,0 +1,1 @@
+"""Tests of the service package, one module per service module."""

@@ -1,0 +1,180 @@
+"""Dynamic batching through the real server: coalescing, splitting, overload, deadlines,
+disconnects and failing runs. Timing-sensitive cases use the slow model (one run takes about
+SLOW_RUN_S whatever its size) and wait on metrics, never on sleeps."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.service import models
+from tests.service.conftest import SLOW_RUN_S, Server, poll, seconds_per_run, settings_for
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """fashion (conditional); runs of up to 8 images, 100 ms to gather one."""
+    root = tmp_path_factory.mktemp("batching")
+    models.mlp_generator(root / "fashion.onnx", conditional=True)
+    srv = Server(settings_for(root, max_batch=8, max_delay_ms=100, encode_threads=2)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def flaky(tmp_path: Path, serve: Callable[..., Server]) -> Server:
+    """flaky: labels 5..9 make onnxruntime fail (Gather out of bounds); 1 s to gather a run."""
+    models.mlp_generator(tmp_path / "flaky.onnx", conditional=True, embedding_rows=5)
+    return serve(settings_for(tmp_path, max_batch=8, max_delay_ms=1000))
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory, slow_iterations: int) -> Iterator[Server]:
+    """The slow model; runs of up to 4 images, a queue of 8."""
+    root = tmp_path_factory.mktemp("slow")
+    models.slow_generator(root / "slow.onnx", iterations=slow_iterations)
+    srv = Server(settings_for(root, max_batch=4, max_queue=8, max_samples=8)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def hurried(slow_dir: Path, serve: Callable[..., Server]) -> Server:
+    """The slow model with a deadline of a quarter of one run, measured now (the machine may
+    be shared: its speed drifts); runs of up to 2 images."""
+    timeout = max(0.05, seconds_per_run(slow_dir / "slow.onnx") / 4)
+    return serve(settings_for(slow_dir, max_batch=2, request_timeout_s=timeout))
+
+
+def regenerate(server: Server, images: list[dict]) -> list[np.ndarray]:
+    """Each image again, alone: n=1 with its seed and label (sent concurrently)."""
+
+    def one(image: dict) -> np.ndarray:
+        params = {"n": 1, "seed": image["seed"], "label": image["label"], "format": "npy"}
+        response = server.client.post("/samples", params=params)
+        assert response.status_code == 200, response.text
+        return np.load(io.BytesIO(response.content))
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, images))
+
+
+def decode(png_b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(png_b64))))[None, None]
+
+
+def post(server: Server, **params: object) -> httpx.Response:
+    return server.client.post("/samples", params=params)
+
+
+def test_concurrent_requests_share_runs_and_each_gets_its_own_images(server: Server) -> None:
+    runs_before = server.metric("gan_batch_size_count", model="fashion")
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda s: post(server, n=3, seed=1000 + s), range(8)))
+    runs = server.metric("gan_batch_size_count", model="fashion") - runs_before
+    assert all(r.status_code == 200 for r in responses)
+    assert runs < len(responses)  # coalesced: 24 images, runs of up to 8
+    images = [image for r in responses for image in r.json()["images"]]
+    assert [r.json()["seed"] for r in responses] == [1000 + s for s in range(8)]
+    # Each image is the one its own seed and label give, whoever shared its run.
+    for image, alone in zip(images, regenerate(server, images), strict=True):
+        assert np.array_equal(decode(image["png"]), alone)
+
+
+def test_request_bigger_than_max_batch_is_split_and_kept_in_order(server: Server) -> None:
+    before = server.metrics()
+    body = post(server, n=20, seed=77, label=3).json()
+    after = server.metrics()
+    key = ("gan_batch_size_count", (("model", "fashion"),))
+    assert after[key] - before[key] == 3  # 8 + 8 + 4
+    total = ("gan_batch_size_sum", (("model", "fashion"),))
+    assert after[total] - before[total] == 20
+    assert [image["index"] for image in body["images"]] == list(range(20))
+    images = body["images"][6:18]  # across both splits
+    for image, alone in zip(images, regenerate(server, images), strict=True):
+        assert np.array_equal(decode(image["png"]), alone)
+
+
+def test_failing_run_answers_500_to_all_its_requests_and_service_keeps_serving(
+    flaky: Server,
+) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        bad = pool.submit(post, flaky, n=1, model="flaky", label=7)
+        poll(lambda: flaky.metric("gan_queue_depth", model="flaky") == 1)
+        good = post(flaky, n=1, model="flaky", label=1)  # joins the run within its 1 s window
+        bad_response = bad.result()
+    assert bad_response.status_code == 500
+    assert bad_response.json()["error"]["code"] == "inference_failed"
+    assert good.status_code == 500
+    assert good.json()["error"]["code"] == "inference_failed"
+    assert post(flaky, n=8, model="flaky", label=1).status_code == 200  # a full run: no wait
+    assert flaky.client.get("/readyz").status_code == 200
+
+
+def wait_taken(server: Server, parts: float) -> None:
+    """Wait until `parts` request parts have left the queue for a run (counted when taken)."""
+    poll(lambda: server.metric("gan_queue_wait_seconds_count", model="slow") >= parts)
+
+
+def test_queue_full_is_503_with_retry_after(slow: Server) -> None:
+    taken = slow.metric("gan_queue_wait_seconds_count", model="slow")
+    rejected = slow.metric("gan_rejected_total", reason="overload")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(post, slow, n=8)  # 4 run, 4 wait
+        wait_taken(slow, taken + 1)
+        poll(lambda: slow.metric("gan_queue_depth", model="slow") == 4)
+        response = post(slow, n=5)  # 4 + 5 > 8
+        first.result()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "overloaded"
+    assert int(response.headers["retry-after"]) >= 1
+    assert slow.metric("gan_rejected_total", reason="overload") == rejected + 1
+
+
+def test_work_past_its_deadline_is_dropped_with_504(hurried: Server) -> None:
+    timeouts = hurried.metric("gan_rejected_total", reason="timeout")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(post, hurried, n=2)
+        wait_taken(hurried, 1)
+        late = post(hurried, n=1)  # waits behind a run longer than its deadline
+        assert running.result().status_code == 200  # started in time: not dropped
+    assert late.status_code == 504
+    assert late.json()["error"]["code"] == "timeout"
+    assert hurried.metric("gan_rejected_total", reason="timeout") == timeouts + 1
+    assert hurried.metric("gan_queue_depth", model="slow") == 0
+    assert hurried.metric("gan_images_generated_total", model="slow") == 2
+
+
+def test_client_disconnect_removes_its_queued_images(slow: Server) -> None:
+    taken = slow.metric("gan_queue_wait_seconds_count", model="slow")
+    images = slow.metric("gan_images_generated_total", model="slow")
+    cancelled = slow.metric("gan_rejected_total", reason="cancelled")
+    port = int(slow.url.rsplit(":", 1)[1])
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(post, slow, n=4)
+        wait_taken(slow, taken + 1)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /samples?n=3 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+            poll(lambda: slow.metric("gan_queue_depth", model="slow") == 3)
+        poll(lambda: slow.metric("gan_rejected_total", reason="cancelled") == cancelled + 1)
+        assert slow.metric("gan_queue_depth", model="slow") == 0
+        assert running.result().status_code == 200
+    assert slow.metric("gan_images_generated_total", model="slow") == images + 4
+
+
+def test_health_answers_while_a_run_is_in_progress(slow: Server) -> None:
+    taken = slow.metric("gan_queue_wait_seconds_count", model="slow")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(post, slow, n=4)
+        wait_taken(slow, taken + 1)
+        assert slow.client.get("/healthz", timeout=SLOW_RUN_S / 2).status_code == 200
+        assert running.result().status_code == 200

@@ -1,0 +1,125 @@
+"""`gan-serve` / `python -m service`: refusing to start, flags over environment, and SIGTERM
+(draining at once, losing no request, exit status 0) in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.__main__ import main
+from tests.service import models
+from tests.service.conftest import free_port, metric_samples, poll
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_no_models_is_one_line_and_a_nonzero_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GAN_MODEL_DIR", str(tmp_path))
+    assert main([]) != 0
+    line = one_line(capsys.readouterr().err)
+    assert "no models" in line and str(tmp_path) in line
+
+
+def test_a_non_generator_file_is_refused_with_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models.mlp_generator(tmp_path / "good.onnx")
+    bad = models.not_a_generator(tmp_path / "relu.onnx")
+    monkeypatch.setenv("GAN_MODEL_DIR", str(tmp_path))
+    assert main([]) != 0
+    assert str(bad) in one_line(capsys.readouterr().err)
+
+
+def test_an_invalid_setting_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GAN_MAX_BATCH", "0")
+    assert main([]) != 0
+    assert "GAN_MAX_BATCH" in one_line(capsys.readouterr().err)
+
+
+def test_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "--host" in out and "--port" in out and "GAN_" in out
+
+
+def test_sigterm_drains_queued_and_running_requests_then_exits_0(
+    tmp_path: Path, slow_iterations: int
+) -> None:
+    models.slow_generator(tmp_path / "slow.onnx", iterations=slow_iterations)
+    port = free_port()
+    env = {
+        **os.environ,
+        "GAN_MODEL_DIR": str(tmp_path),
+        "GAN_PROVIDERS": "cpu",
+        "GAN_INTRA_OP_THREADS": "1",
+        "GAN_MAX_BATCH": "4",
+        "GAN_DRAIN_TIMEOUT_S": "30",
+        "GAN_PORT": "1",  # the --port flag wins over the environment
+        "GAN_LOG_LEVEL": "warning",
+    }
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def status(path: str) -> int | None:
+        assert process.poll() is None, (tmp_path / "server.log").read_text()
+        try:
+            return httpx.get(url + path, timeout=5).status_code
+        except httpx.TransportError:
+            return None
+
+    def depth() -> float:
+        text = httpx.get(url + "/metrics").text
+        return metric_samples(text).get(("gan_queue_depth", (("model", "slow"),)), 0.0)
+
+    try:
+        poll(lambda: status("/readyz") == 200, timeout=60)
+        with ThreadPoolExecutor(3) as pool:
+            requests = [
+                pool.submit(
+                    httpx.post,
+                    url + "/samples",
+                    params={"n": 4, "seed": s, "format": "npy"},
+                    timeout=60,
+                )
+                for s in range(3)
+            ]
+            poll(lambda: depth() >= 4)  # one run going, at least one request queued
+            process.send_signal(signal.SIGTERM)
+            draining = poll(lambda: (r := httpx.get(url + "/readyz")).status_code == 503 and r)
+            assert draining.json()["status"] == "draining"
+            refused = httpx.post(url + "/samples", params={"n": 1})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "draining"
+            assert status("/healthz") == 200
+            responses = [r.result() for r in requests]
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        assert all(len(r.content) > 4 * 28 * 28 for r in responses)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,80 @@
+"""Settings come from GAN_* variables, with comma lists, and refuse nonsense up front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import DEFAULT_LATENCY_BUCKETS, Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("GAN_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    s = Settings()
+    assert (s.max_batch, s.max_delay_ms, s.max_queue, s.max_samples) == (256, 2.0, 4096, 1024)
+    assert (s.request_timeout_s, s.providers) == (30.0, ["cuda", "cpu"])
+    assert s.model_dir == Path(__file__).resolve().parents[2] / "models"
+    assert s.model_path is None and s.default_model is None
+    assert s.latency_buckets == DEFAULT_LATENCY_BUCKETS
+
+
+def test_environment_variables_use_the_gan_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAN_MAX_BATCH", "32")
+    monkeypatch.setenv("GAN_MAX_DELAY_MS", "0")
+    monkeypatch.setenv("GAN_MODEL_PATH", "/m/g.onnx")
+    monkeypatch.setenv("GAN_DEFAULT_MODEL", "fashion")
+    monkeypatch.setenv("MAX_BATCH", "7")  # no prefix: ignored
+    s = Settings()
+    assert (s.max_batch, s.max_delay_ms, s.model_path, s.default_model) == (
+        32,
+        0.0,
+        Path("/m/g.onnx"),
+        "fashion",
+    )
+
+
+@pytest.mark.parametrize("value", ["cpu", " cpu , cuda ", '["cpu", "cuda"]'])
+def test_providers_are_a_comma_or_json_list(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("GAN_PROVIDERS", value)
+    assert Settings().providers[0] == "cpu"
+
+
+@pytest.mark.parametrize("value", ["tpu", "cpu,cpu", ""])
+def test_bad_providers_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("GAN_PROVIDERS", value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_latency_buckets_come_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAN_LATENCY_BUCKETS", "0.001,0.01,0.1")
+    assert Settings().latency_buckets == (0.001, 0.01, 0.1)
+    monkeypatch.setenv("GAN_LATENCY_BUCKETS", "0.1,0.01")
+    with pytest.raises(ValidationError, match="increasing"):
+        Settings()
+
+
+def test_explicit_values_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAN_PORT", "1")
+    assert Settings(port=8123).port == 8123
+
+
+def test_a_queue_smaller_than_one_request_is_refused() -> None:
+    with pytest.raises(ValidationError, match="max_queue"):
+        Settings(max_queue=10, max_samples=11)
+
+
+def test_every_setting_is_documented_in_docs_service_md() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
+    for name in Settings.model_fields:
+        assert f"| `GAN_{name.upper()}` |" in docs, name
