@@ -1,0 +1,47 @@
+"""Shared helpers of the deployment tests (tests/deploy/).
+
+These tests drive external tools: hadolint, promtool and prometheus, docker compose,
+kubectl (kustomize) and kubernetes-validate, a Docker engine. `.ci/run` installs all of
+them, so in CI (CI set) a missing tool fails its test; on a developer machine it skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.deploy import tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require(tool: str) -> str:
+    """The path of `tool` (on PATH or beside this Python); fail in CI, skip elsewhere."""
+    path = shutil.which(tool) or shutil.which(tool, path=str(Path(sys.executable).parent))
+    if path is None:
+        message = f"{tool} is not installed (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding one tiny conditional generator (tests/deploy/tiny_model.py)."""
+    directory = tmp_path_factory.mktemp("models")
+    tiny_model.build(directory)
+    return directory
