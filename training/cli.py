@@ -64,7 +64,7 @@ def train_parser() -> OneLineParser:
     a("--out", metavar="RUN", help=f"run directory (default {d.out})")
     a("--dataset", choices=DATASETS, help=f"training data (default {d.dataset})")
     a("--data-dir", help="directory of idx files (default $GAN_DATA_DIR, else "
-      "/usr/share/datasets/fashion-mnist for fashion-mnist)")  # fmt: skip
+      "/usr/share/datasets/fashion-mnist for fashion-mnist)")
     a("--arch", choices=ARCHS, help=f"model family (default {d.arch})")
     a("--conditional", action="store_true", help="class-conditional G and projection D")
     a("--latent-dim", type=_positive(int), help=f"size of z (default {d.latent_dim})")
@@ -72,7 +72,7 @@ def train_parser() -> OneLineParser:
     a("--d-width", type=_positive(int), help="discriminator width (mlp 256, dcgan 32)")
     a("--loss", choices=LOSSES, help=f"generator objective (default {d.loss})")
     a("--d-steps", type=_positive(int), help="discriminator steps k per generator step "
-      f"(default {d.d_steps})")  # fmt: skip
+      f"(default {d.d_steps})")
     a("--epochs", type=_positive(int), help=f"passes over the data (default {d.epochs})")
     a("--max-steps", type=_positive(int), help="stop after this many generator steps")
     a("--batch-size", type=_positive(int), help="minibatch size m (mlp 100, dcgan 128)")
@@ -80,12 +80,12 @@ def train_parser() -> OneLineParser:
     a("--beta1", type=_unit_interval, help="Adam beta1 (default 0.5)")
     a("--beta2", type=_unit_interval, help="Adam beta2 (default 0.999)")
     a("--ema-decay", type=_unit_interval, help="EMA of G's weights, 0 = off "
-      "(dcgan 0.999, mlp 0)")  # fmt: skip
+      "(dcgan 0.999, mlp 0)")
     a("--seed", type=_positive(int, 0), help=f"random seed (default {d.seed})")
     a("--device", choices=DEVICES, help=f"auto picks CUDA when available (default {d.device})")
     a("--log-every", type=_positive(int), help=f"steps per metrics line (default {d.log_every})")
     a("--checkpoint-every", type=_positive(int),
-      help=f"steps between last.pt writes (default {d.checkpoint_every})")  # fmt: skip
+      help=f"steps between last.pt writes (default {d.checkpoint_every})")
     a("--keep", type=_positive(int), help=f"epoch checkpoints kept (default {d.keep})")
     a("--threads", type=_positive(int), help="torch CPU threads (default: torch's choice)")
     a("--resume", action="store_true", help="continue RUN from checkpoints/last.pt")
@@ -100,7 +100,7 @@ def train_main(argv: list[str] | None = None) -> int:
     parser = train_parser()
     args = vars(parser.parse_args(argv))
     resume, overwrite, dry_run = (bool(args.pop(k, False)) for k in
-                                  ("resume", "overwrite", "dry_run"))  # fmt: skip
+                                  ("resume", "overwrite", "dry_run"))
     if resume and overwrite:
         fail(parser.prog, "--resume and --overwrite contradict each other; pick one")
     config = TrainConfig(**args)
@@ -115,10 +115,10 @@ def train_main(argv: list[str] | None = None) -> int:
         fail(parser.prog, str(error))
     if result.interrupted:
         print(f"interrupted at step {result.step}; checkpoint written. Resume with:\n"
-              f"  gan-train --out {result.run_dir} --resume", file=sys.stderr)  # fmt: skip
+              f"  gan-train --out {result.run_dir} --resume", file=sys.stderr)
     else:
         print(f"done: {result.step} steps, {result.epoch} epochs in {result.run_dir}",
-              file=sys.stderr)  # fmt: skip
+              file=sys.stderr)
     return 0
 
 

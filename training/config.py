@@ -25,7 +25,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
               "g_width": 32, "d_width": 32},
     "mlp": {"batch_size": 100, "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema_decay": 0.0,
             "g_width": 256, "d_width": 256},
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -81,10 +81,10 @@ class TrainConfig:
 _NOT_HASHED = frozenset(
     {"out", "data_dir", "epochs", "max_steps", "device", "log_every", "checkpoint_every",
      "keep", "threads"}
-)  # fmt: skip
+)
 
 # Options a resumed run may change; everything else comes from the checkpoint.
 RESUMABLE_OVERRIDES = frozenset(
     {"epochs", "max_steps", "device", "log_every", "checkpoint_every", "keep", "threads",
      "data_dir"}
-)  # fmt: skip
+)

@@ -23,7 +23,7 @@ DATA_DIR_ENV = "GAN_DATA_DIR"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+)
 MNIST_CLASSES = tuple(str(digit) for digit in range(10))
 DATASETS = ("fashion-mnist", "mnist", "fake")
 SPLITS = ("train", "test")
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         for split in SPLITS:
             data = load_dataset(args.dataset, args.data_dir, split)
             print(f"{data.name} {split}: {len(data)} images {data.image_shape}, "
-                  f"fingerprint {data.fingerprint()}")  # fmt: skip
+                  f"fingerprint {data.fingerprint()}")
     except DataError as error:
         parser.exit(2, f"error: {error}\n")
     return 0

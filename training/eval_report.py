@@ -60,7 +60,8 @@ def render_table(report: dict[str, Any]) -> str:
         f"n={settings['n']}, seed={settings['seed']}, "
         f"real row {report['dataset']['real_samples']} held-out training images",
         f"evaluator sha256 {evaluator['sha256'][:16]}… (test accuracy "
-        f"{_fmt(evaluator['test_accuracy'], 4)}); wall time {report['wall_seconds']:.0f} s",
+        f"{_fmt(evaluator['test_accuracy'], 4)}); wall time {report['wall_seconds']:.0f} s, "
+        f"CPU time {report['cpu_seconds']:.0f} s",
         "",
     ]
     header = ["metric", "read"] + [ROW_TITLES[n] for n in names]

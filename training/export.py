@@ -9,7 +9,6 @@ The export is checked before it is written: onnx.checker, parity with PyTorch at
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -69,7 +68,7 @@ def load_generator(path: Path, use_ema: bool) -> tuple[nn.Module, ModelSpec, dic
     classes = FASHION_MNIST_CLASSES if config.dataset == "fashion-mnist" else MNIST_CLASSES
     assert config.g_width is not None and config.d_width is not None
     spec = ModelSpec(config.arch, config.latent_dim, (1, 28, 28), len(classes),
-                     config.conditional, config.g_width, config.d_width)  # fmt: skip
+                     config.conditional, config.g_width, config.d_width)
     generator, _ = build_models(spec)
     weights = state["generator"]
     if use_ema and state.get("generator_ema") is not None:
@@ -105,7 +104,7 @@ def to_onnx(generator: nn.Module, spec: ModelSpec, opset: int) -> onnx.ModelProt
 
 
 def _export(graph: nn.Module, example: dict[str, torch.Tensor], opset: int,
-            shapes: dict[str, Any]) -> Any:  # fmt: skip
+            shapes: dict[str, Any]) -> Any:
     program = torch.onnx.export(
         graph,
         args=(),
@@ -143,7 +142,7 @@ def check_parity(model: onnx.ModelProto, generator: nn.Module, spec: ModelSpec) 
 
 
 def build_metadata(spec: ModelSpec, state: dict[str, Any], name: str, source: Path,
-                   checkpoint_path: Path, parity: float) -> dict[str, str]:  # fmt: skip
+                   checkpoint_path: Path, parity: float) -> dict[str, str]:
     config = TrainConfig.from_dict(state["config"])
     return {
         "format_version": CONTRACT_VERSION,
@@ -190,7 +189,7 @@ def write_model(model: onnx.ModelProto, metadata: dict[str, str], out: Path) -> 
 
 
 def export(source: Path, out: Path, opset: int = 18, use_ema: bool = True,
-           name: str | None = None) -> dict[str, str]:  # fmt: skip
+           name: str | None = None) -> dict[str, str]:
     checkpoint_path = resolve_checkpoint(source)
     generator, spec, state = load_generator(checkpoint_path, use_ema)
     model = to_onnx(generator, spec, opset)
@@ -218,7 +217,7 @@ def inspect(path: Path) -> str:
 
     lines = [f"{path} (opset {model.opset_import[0].version}, {path.stat().st_size} bytes)",
              "inputs:", *describe(model.graph.input), "outputs:", *describe(model.graph.output),
-             "metadata:"]  # fmt: skip
+             "metadata:"]
     width = max((len(p.key) for p in model.metadata_props), default=0)
     lines += [f"  {p.key.ljust(width)}  {p.value}" for p in model.metadata_props]
     return "\n".join(lines)
@@ -227,13 +226,13 @@ def inspect(path: Path) -> str:
 def parser() -> OneLineParser:
     p = OneLineParser(prog="gan-export", description="Export a generator checkpoint to ONNX.")
     p.add_argument("source", type=Path, metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="a run directory (uses checkpoints/last.pt) or a .pt file")  # fmt: skip
+                   help="a run directory (uses checkpoints/last.pt) or a .pt file")
     p.add_argument("--out", type=Path, help="output NAME.onnx (required unless --inspect)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-ema", action="store_true", help="export the raw G, not its EMA copy")
     p.add_argument("--name", help="model name in the metadata (default: --out's stem)")
     p.add_argument("--inspect", action="store_true", help="print SOURCE.onnx's signature and "
-                   "metadata, then exit")  # fmt: skip
+                   "metadata, then exit")
     return p
 
 
@@ -252,6 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as error:
         fail(p.prog, str(error))
     print(f"onnx.checker: ok; parity max abs diff {metadata['parity_max_abs_diff']} "
-          f"(limit {PARITY_TOLERANCE:g}) at batch {', '.join(map(str, PARITY_BATCHES))}")  # fmt: skip
+          f"(limit {PARITY_TOLERANCE:g}) at batch {', '.join(map(str, PARITY_BATCHES))}")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {metadata['weights']} weights)")
     return 0

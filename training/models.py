@@ -61,7 +61,7 @@ class MLPGenerator(nn.Module):
             nn.Linear(in_features, width), nn.ReLU(),
             nn.Linear(width, 2 * width), nn.ReLU(),
             nn.Linear(2 * width, math.prod(spec.image_shape)), nn.Tanh(),
-        )  # fmt: skip
+        )
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         if self.spec.conditional:
@@ -81,7 +81,7 @@ class MLPDiscriminator(nn.Module):
             nn.Dropout(dropout), _Maxout(math.prod(spec.image_shape), 2 * width, pieces),
             nn.Dropout(dropout), _Maxout(2 * width, width, pieces),
             nn.Dropout(dropout),
-        )  # fmt: skip
+        )
         self.head = nn.Linear(width, 1)
         if spec.conditional:
             self.project = nn.Embedding(spec.num_classes, width)
@@ -108,13 +108,13 @@ class DCGANGenerator(nn.Module):
         self.project = nn.Sequential(
             nn.Linear(in_features, math.prod(self.base), bias=False),
             nn.BatchNorm1d(math.prod(self.base)), nn.ReLU(),
-        )  # fmt: skip
+        )
         w = spec.g_width
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(w), nn.ReLU(),
             nn.ConvTranspose2d(w, channels, 4, stride=2, padding=1), nn.Tanh(),
-        )  # fmt: skip
+        )
         init_dcgan_weights(self)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
@@ -141,7 +141,7 @@ class DCGANDiscriminator(nn.Module):
             nn.Conv2d(channels, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Flatten(),
-        )  # fmt: skip
+        )
         feature_dim = 2 * w * (height // 4) * (width // 4)
         self.head = nn.Linear(feature_dim, 1)
         if spec.conditional:

@@ -84,12 +84,6 @@ class GeneratorFile:
             ) from None
         return cls(model, path, threads, batch_size)
 
-    @classmethod
-    def from_model(
-        cls, model: onnx.ModelProto, path: Path, threads: int, batch_size: int
-    ) -> GeneratorFile:
-        return cls(model, path, threads, batch_size)
-
     def check_compatible(self, data: ImageDataset, evaluator: Evaluator) -> None:
         probe = self.sample(np.zeros((1, self.latent_dim), np.float32),
                             np.zeros(1, np.int64) if self.conditional else None)  # fmt: skip
@@ -168,6 +162,8 @@ class Evaluator:
         return {
             "path": str(self.path),
             "sha256": self.sha256,
-            "test_accuracy": float(self.metadata.get("test_accuracy", "nan")),
+            "test_accuracy": (
+                float(self.metadata["test_accuracy"]) if "test_accuracy" in self.metadata else None
+            ),
             "metadata": self.metadata,
         }

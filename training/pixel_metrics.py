@@ -14,15 +14,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# The grid of the paper's released code (`parzen_ll.py`: logspace(-1, 0, 10)), widened one
-# decade down so the real-vs-real row's optimum is not stuck on the edge.
+# The paper's released code searched logspace(-1, 0, 10); this grid spans that range in a
+# slightly finer step (0.1 vs 0.11 decade) and one decade lower, so a very sharp sample set
+# cannot pin sigma to the edge of the grid.
+# (On Fashion-MNIST the real row picks 0.158 and an untrained DCGAN 0.398: inside both.)
 DEFAULT_SIGMAS = tuple(float(s) for s in np.logspace(-2.0, 0.0, 21))
-_CHUNK = 500  # query rows per distance block: (500, 10_000) float64 = 40 MB
+_CHUNK = 500  # query rows per distance block: (500, 10_000) float64 = 40 MB at most
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    d = np.einsum("ij,ij->i", a, a)[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0, out=d)
+    d: np.ndarray = np.einsum("ij,ij->i", a, a)[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    np.maximum(d, 0.0, out=d)  # round-off can make a distance slightly negative
+    return d
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -30,7 +33,8 @@ def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
     top = a.max(axis=1, keepdims=True)
     np.subtract(a, top, out=a)
     np.exp(a, out=a)
-    return top[:, 0] + np.log(a.sum(axis=1))
+    result: np.ndarray = top[:, 0] + np.log(a.sum(axis=1))
+    return result
 
 
 def parzen_log_likelihoods(
@@ -38,21 +42,24 @@ def parzen_log_likelihoods(
 ) -> np.ndarray:
     """log p_sigma(x) for each query under the Parzen window on `samples`: ``(len(sigmas), Q)``.
 
-    log p_sigma(x) = logsumexp_i(-‖x - s_i‖² / 2sigma²) - log N - (D/2) log(2πsigma²).
-    The distances are computed once per block of queries (float64) and reused for every sigma.
+    log p_sigma(x) = logsumexp_i(-|x - s_i|^2 / 2 sigma^2) - log N - (D/2) log(2 pi sigma^2).
+    Distances come from one float32 matrix product per block of queries (error ~1e-4 in
+    |x - s|^2 for [0, 1] pixels: < 0.01 nats at sigma = 0.1) and are reused for every sigma;
+    the log-sum-exp runs in float64.
     """
-    s = np.asarray(samples, dtype=np.float64)
-    q = np.asarray(queries, dtype=np.float64)
+    s = np.asarray(samples, dtype=np.float32)
+    q = np.asarray(queries, dtype=np.float32)
     n, dim = s.shape
     s_sq = np.einsum("ij,ij->i", s, s)
     sig = np.asarray(sigmas, dtype=np.float64)
     out = np.empty((len(sig), len(q)))
     for start in range(0, len(q), _CHUNK):
-        d = _sq_dists(q[start : start + _CHUNK], s, s_sq)  # (chunk, N)
+        d = _sq_dists(q[start : start + _CHUNK], s, s_sq)  # (chunk, N) float32
         for i, sigma in enumerate(sig):
-            scaled = np.multiply(d, -0.5 / sigma**2)  # a fresh array: `d` is reused
+            scaled = np.multiply(d, -0.5 / sigma**2, dtype=np.float64)  # `d` is reused
             out[i, start : start + _CHUNK] = _logsumexp_rows(scaled)
-    return out - np.log(n) - 0.5 * dim * np.log(2.0 * np.pi * sig**2)[:, None]
+    out -= np.log(n) + 0.5 * dim * np.log(2.0 * np.pi * sig**2)[:, None]
+    return out
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ def parzen_evaluate(
     ll = parzen_log_likelihoods(samples, test, [sigma])[0]
     return ParzenResult(
         mean=float(ll.mean()),
-        stderr=float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else float("nan"),
+        stderr=float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else 0.0,
         sigma=sigma,
         sigma_at_grid_edge=best in (0, len(sigmas) - 1),
         validation_mean=float(valid_means[best]),

@@ -21,8 +21,9 @@ def _pairwise_sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = N
     if b_sq is None:
         b_sq = np.einsum("ij,ij->i", b, b)
     a_sq = np.einsum("ij,ij->i", a, a)
-    d = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
-    return np.maximum(d, 0.0, out=d)
+    d: np.ndarray = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    np.maximum(d, 0.0, out=d)  # round-off can make a distance slightly negative
+    return d
 
 
 def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
@@ -94,7 +95,8 @@ def kernel_inception_distance(
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    result: np.ndarray = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return result
 
 
 def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
@@ -105,7 +107,9 @@ def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]
     scores = []
     for part in np.array_split(np.arange(len(log_p)), splits):
         lp = log_p[part]
-        log_marginal = np.log(np.exp(lp).mean(axis=0))  # (K,)
+        # log of the mean probability via log-sum-exp: finite even if a class underflows
+        top = lp.max(axis=0)
+        log_marginal = top + np.log(np.exp(lp - top).sum(axis=0)) - np.log(len(lp))  # (K,)
         kl = (np.exp(lp) * (lp - log_marginal)).sum(axis=1).mean()
         scores.append(np.exp(kl))
     return float(np.mean(scores)), float(np.std(scores))

@@ -134,7 +134,10 @@ def resolve_config(
     """The config to run with and, on resume, the checkpoint it continues from."""
     if not resume:
         return config.resolve(), None
-    state = checkpoint.load(Path(config.out) / "checkpoints" / "last.pt")
+    last = Path(config.out) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise TrainingError(f"--resume: no checkpoint at {last}")
+    state = checkpoint.load(last)
     saved = TrainConfig.from_dict(state["config"])
     refused = sorted(explicit - RESUMABLE_OVERRIDES - {"out"})
     if refused:
@@ -147,7 +150,7 @@ def resolve_config(
 
 
 def train(config: TrainConfig, explicit: set[str] | None = None, resume: bool = False,
-          overwrite: bool = False) -> TrainResult:  # fmt: skip
+          overwrite: bool = False) -> TrainResult:
     """Run (or continue) training as `config` says; returns where it stopped."""
     config, state = resolve_config(config, explicit or set(), resume)
     device = pick_device(config.device)
@@ -220,7 +223,7 @@ def _train(
     sampler = DistributedSampler(
         range(len(data)), num_replicas=context.world_size, rank=context.rank,
         shuffle=True, seed=config.seed, drop_last=True,
-    )  # fmt: skip
+    )
     assert config.batch_size is not None
     batch, k = config.batch_size, config.d_steps
     steps_per_epoch = len(sampler) // batch // k
@@ -242,7 +245,7 @@ def _train(
                 total=steps_per_epoch, initial=batch_in_epoch, disable=not context.is_main,
                 desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=True,
                 file=sys.stderr, dynamic_ncols=True,
-            )  # fmt: skip
+            )
             while batch_in_epoch < steps_per_epoch:
                 # ---- Algorithm 1: k discriminator steps, then one generator step ----
                 for j in range(k):
@@ -272,7 +275,7 @@ def _train(
                 batch_in_epoch += 1
                 for accumulator in (window, epoch_window):
                     accumulator.add(d_loss, g_loss, logits[:batch], fake_logits,
-                                    batch * k * context.world_size)  # fmt: skip
+                                    batch * k * context.world_size)
                 progress.update(1)
                 if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
                     record = window.flush(epoch, step)
@@ -286,7 +289,7 @@ def _train(
                     break
                 if step % config.checkpoint_every == 0:
                     saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
-                                      epoch, step, batch_in_epoch, context))  # fmt: skip
+                                      epoch, step, batch_in_epoch, context))
             progress.close()
             if interrupted or batch_in_epoch < steps_per_epoch:
                 break
@@ -295,20 +298,20 @@ def _train(
                 log.write(epoch_window.flush(epoch, step, kind="epoch"))
             epoch_window.reset()
             saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
-                              epoch, step, 0, context), epoch=epoch)  # fmt: skip
+                              epoch, step, 0, context), epoch=epoch)
             if context.is_main:
                 _write_samples(ema or generator, fixed_z, fixed_labels, spec,
-                               run_dir / "samples" / f"epoch-{epoch:04d}.png")  # fmt: skip
+                               run_dir / "samples" / f"epoch-{epoch:04d}.png")
 
     stopped_mid_epoch = batch_in_epoch != 0
     if stopped_mid_epoch:  # interrupted or --max-steps: make the stopping point resumable
         saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
-                          epoch, step, batch_in_epoch, context))  # fmt: skip
+                          epoch, step, batch_in_epoch, context))
     if context.is_main:
         plot_curves(log.read(), run_dir / "curves.png")
         if stopped_mid_epoch and not (run_dir / "samples").exists():
             _write_samples(ema or generator, fixed_z, fixed_labels, spec,
-                           run_dir / "samples" / f"step-{step:07d}.png")  # fmt: skip
+                           run_dir / "samples" / f"step-{step:07d}.png")
     return TrainResult(run_dir, epoch, step, interrupted)
 
 
@@ -353,7 +356,7 @@ def _make_ema(generator: nn.Module, config: TrainConfig) -> nn.Module | None:
 
 @torch.no_grad()
 def _update_ema(ema: nn.Module | None, generator: nn.Module, config: TrainConfig,
-                step: int) -> None:  # fmt: skip
+                step: int) -> None:
     """Exponential moving average of G's weights; BN running stats are copied, not averaged,
     since they describe G's current activations. A short warm-up keeps early grids useful."""
     if ema is None:
@@ -367,7 +370,7 @@ def _update_ema(ema: nn.Module | None, generator: nn.Module, config: TrainConfig
 
 @torch.no_grad()
 def _write_samples(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
-                   spec: ModelSpec, path: Path) -> None:  # fmt: skip
+                   spec: ModelSpec, path: Path) -> None:
     was_training = generator.training
     generator.eval()
     images = generator(z, labels).cpu().numpy()  # (S, C, H, W)
@@ -377,7 +380,7 @@ def _write_samples(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor |
 
 def _state(generator: nn.Module, discriminator: nn.Module, ema: nn.Module | None,
            opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, epoch: int, step: int,
-           batch_in_epoch: int, context: DistContext) -> dict[str, Any]:  # fmt: skip
+           batch_in_epoch: int, context: DistContext) -> dict[str, Any]:
     return {
         "generator": generator.state_dict(),
         "discriminator": discriminator.state_dict(),
@@ -405,7 +408,7 @@ class _Saver:
     """Rank 0 writes last.pt (and epoch-XXXX.pt at epoch ends) atomically."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, fingerprint: str,
-                 context: DistContext) -> None:  # fmt: skip
+                 context: DistContext) -> None:
         self.directory = run_dir / "checkpoints"
         self.config = config
         self.fingerprint = fingerprint
@@ -439,11 +442,11 @@ class _Window:
         self.started = time.perf_counter()
 
     def add(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
-            fake_logits: torch.Tensor, images: int) -> None:  # fmt: skip
+            fake_logits: torch.Tensor, images: int) -> None:
         values = torch.stack([
             d_loss.detach(), g_loss.detach(),
             torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
-        ]).cpu()  # fmt: skip
+        ]).cpu()
         self.sums += values
         self.count += 1
         self.images += images
@@ -455,14 +458,14 @@ class _Window:
             "kind": kind, "epoch": epoch, "step": step,
             "d_loss": means[0], "g_loss": means[1], "d_real": means[2], "d_fake": means[3],
             "images_per_s": self.images / elapsed,
-        }  # fmt: skip
+        }
         self.reset()
         return record
 
 
 def _postfix(record: dict[str, Any]) -> str:
     return (f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
-            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")  # fmt: skip
+            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")
 
 
 __all__ = ["DataError", "TrainConfig", "TrainResult", "TrainingError", "train"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from typing import Any
 
 import numpy as np
 import onnx
@@ -115,7 +116,7 @@ def _draw(
 
 def reinitialise(
     model: onnx.ModelProto, arch: str, seed: int = 0
-) -> tuple[onnx.ModelProto, dict[str, object]]:
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """A copy of `model` with fresh weights for `arch`, and a summary of what was redrawn."""
     fresh = onnx.ModelProto()
     fresh.CopyFrom(model)
