@@ -7,7 +7,6 @@ fingerprint: enough to continue a run bit for bit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from collections.abc import Callable
@@ -16,6 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from training.files import sha256_file
+
+__all__ = ["atomic_save", "capture_rng", "load", "restore_rng", "rotate", "sha256_file"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -80,11 +83,3 @@ def rotate(directory: Path, keep: int) -> None:
     epochs = sorted(directory.glob("epoch-*.pt"))
     for old in epochs[: max(0, len(epochs) - keep)]:
         old.unlink(missing_ok=True)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

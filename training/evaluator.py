@@ -17,7 +17,6 @@ sha256, the same scores.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from training.data import DATASETS, DataError, load_dataset, to_unit_range
+from training.files import sha256_file as file_sha256
 
 if TYPE_CHECKING:  # torch is imported lazily: `gan-evaluate` only needs onnxruntime
     import torch
@@ -155,14 +155,6 @@ def export_evaluator(net: torch.nn.Module, path: Path, metadata: dict[str, str])
     tmp = path.with_suffix(".onnx.tmp")
     onnx.save_model(model, str(tmp), save_as_external_data=False)
     tmp.replace(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@
 #                     public registries may be unreachable
 #   PROMETHEUS_IMAGE  default: ganserve-prometheus:debian, built from Debian's package when missing
 #   MODELS_DIR        models to serve; default: models/ when it holds *.onnx, else a tiny test
-#                     generator made by tests/deploy/tiny_model.py (so the stack is tested
+#                     generator made by tests.deploy.tiny_model (so the stack is tested
 #                     before the trained models ship)
 #   BUILD_CA_FILE     CA bundle for pip in the build (TLS-intercepting proxies); default: the
 #                     system bundle /etc/ssl/certs/ca-certificates.crt when present
@@ -85,7 +85,7 @@ if [ -z "${MODELS_DIR:-}" ]; then
         log "serving the shipped models: $(cd models && echo *.onnx)"
     else
         MODELS_DIR="$work/models"
-        "$python" tests/deploy/tiny_model.py "$MODELS_DIR" >/dev/null
+        "$python" -m tests.deploy.tiny_model "$MODELS_DIR" >/dev/null
         log "models/ has no *.onnx yet: serving a tiny test generator instead"
     fi
 fi
