@@ -23,8 +23,9 @@ import torch
 
 from training.config import TrainConfig
 from training.data import load_dataset, to_unit_range
+from training.losses import discriminator_loss, generator_loss
 from training.models import build_models
-from training.train import discriminator_loss, generator_loss, model_spec, train
+from training.train import model_spec, train
 
 
 def bare_loop(config: TrainConfig, steps: int) -> float:

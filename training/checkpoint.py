@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,30 @@ def rotate(directory: Path, keep: int) -> None:
     epochs = sorted(directory.glob("epoch-*.pt"))
     for old in epochs[: max(0, len(epochs) - keep)]:
         old.unlink(missing_ok=True)
+
+
+class RunSaver:
+    """Writes a run's checkpoints: last.pt always, epoch-XXXX.pt at epoch ends (the newest
+    `keep` kept). Only the main process writes; the others return at once."""
+
+    def __init__(self, directory: Path, config: dict[str, Any], fingerprint: str, keep: int,
+                 is_main: bool) -> None:
+        self.directory = directory
+        self.config = config
+        self.fingerprint = fingerprint
+        self.keep = keep
+        self.is_main = is_main
+
+    def save(self, state: dict[str, Any], epoch: int | None = None) -> None:
+        if not self.is_main:
+            return
+        state |= {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config,
+            "dataset_fingerprint": self.fingerprint,
+            "saved_at": time.time(),
+        }
+        atomic_save(state, self.directory / "last.pt")
+        if epoch is not None:
+            atomic_save(state, self.directory / f"epoch-{epoch:04d}.pt")
+            rotate(self.directory, self.keep)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -62,3 +63,12 @@ def any_rank(flag: bool, context: DistContext, device: torch.device) -> bool:
 def barrier(context: DistContext) -> None:
     if context.enabled:
         dist.barrier()
+
+
+def gather(value: Any, context: DistContext) -> list[Any]:
+    """Every rank's `value`, in rank order, on every rank."""
+    if not context.enabled:
+        return [value]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered

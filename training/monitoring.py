@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 
@@ -30,6 +32,46 @@ class MetricsLog:
         """Drop records past `step`: a resumed run rewrites them instead of duplicating."""
         kept = [r for r in self.read() if r["step"] <= step]
         self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+class LogWindow:
+    """Running means over the current logging window; one .item() per flush, not per step."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(4)
+        self.count = 0
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
+            fake_logits: torch.Tensor, images: int) -> None:
+        values = torch.stack([
+            d_loss.detach(), g_loss.detach(),
+            torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
+        ]).cpu()
+        self.sums += values
+        self.count += 1
+        self.images += images
+
+    def flush(self, epoch: int, step: int, kind: str = "step") -> dict[str, Any]:
+        means = (self.sums / max(1, self.count)).tolist()
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        record = {
+            "kind": kind, "epoch": epoch, "step": step,
+            "d_loss": means[0], "g_loss": means[1], "d_real": means[2], "d_fake": means[3],
+            "images_per_s": self.images / elapsed,
+        }
+        self.reset()
+        return record
+
+
+def progress_postfix(record: dict[str, Any]) -> str:
+    """The progress bar's summary of one log record."""
+    return (f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
+            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")
 
 
 def image_grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:

@@ -7,20 +7,15 @@ resume, an EMA generator, monitoring and optional DistributedDataParallel.
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
@@ -29,9 +24,12 @@ from tqdm import tqdm
 from training import checkpoint
 from training.config import RESUMABLE_OVERRIDES, TrainConfig
 from training.data import DataError, ImageDataset, load_dataset, to_unit_range
-from training.distributed import DistContext, any_rank, barrier, setup, teardown
+from training.distributed import DistContext, any_rank, barrier, gather, setup, teardown
+from training.ema import make_ema, update_ema
+from training.losses import discriminator_loss, generator_loss
 from training.models import ModelSpec, build_models
-from training.monitoring import MetricsLog, plot_curves, save_grid
+from training.monitoring import LogWindow, MetricsLog, plot_curves, progress_postfix, save_grid
+from training.signals import StopFlag
 
 RUN_ARTIFACTS = ("checkpoints", "samples", "metrics.jsonl", "config.json", "curves.png")
 
@@ -46,21 +44,6 @@ class TrainResult:
     epoch: int
     step: int
     interrupted: bool
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-[log D(x) + log(1 - D(G(z)))] on logits: softplus never takes log(0)."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
-    """minimax: minimize log(1 - D(G(z))) (saturates when D wins);
-    non-saturating: minimize -log D(G(z)), the paper's practical advice."""
-    if kind == "minimax":
-        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
-    if kind == "non-saturating":
-        return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
-    raise ValueError(f"unknown loss {kind!r}")
 
 
 def model_spec(config: TrainConfig, data: ImageDataset) -> ModelSpec:
@@ -82,26 +65,6 @@ def pick_device(kind: str) -> torch.device:
     if kind == "auto":
         kind = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(kind)
-
-
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps and checkpoints."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-    def _handle(self, number: int, frame: FrameType | None) -> None:
-        self.raised = True
 
 
 def prepare_run_dir(
@@ -187,7 +150,7 @@ def _train(
     np.random.seed(config.seed + context.rank)
     spec = model_spec(config, data)
     generator, discriminator = (m.to(device) for m in build_models(spec))
-    ema = _make_ema(generator, config)
+    ema = make_ema(generator, config.ema_decay)
     assert config.lr is not None and config.beta1 is not None and config.beta2 is not None
     betas = (config.beta1, config.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
@@ -233,11 +196,12 @@ def _train(
             f"the {len(data)} training images"
         )
     fixed_z, fixed_labels = _fixed_noise(config, spec, device)
-    saver = _Saver(run_dir, config, fingerprint, context)
-    window, epoch_window = _Window(), _Window()
+    saver = checkpoint.RunSaver(run_dir / "checkpoints", config.to_dict(), fingerprint,
+                                 config.keep, context.is_main)
+    window, epoch_window = LogWindow(), LogWindow()
     interrupted = False
 
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while epoch < config.epochs and not _reached(step, config):
             sampler.set_epoch(epoch)
             order = torch.tensor(list(sampler), device=device)
@@ -269,7 +233,7 @@ def _train(
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
-                _update_ema(ema, generator, config, step)
+                update_ema(ema, generator, config.ema_decay or 0.0, step)
 
                 step += 1
                 batch_in_epoch += 1
@@ -279,7 +243,7 @@ def _train(
                 progress.update(1)
                 if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
                     record = window.flush(epoch, step)
-                    progress.set_postfix_str(_postfix(record))
+                    progress.set_postfix_str(progress_postfix(record))
                     if context.is_main:
                         log.write(record)
                 if any_rank(stop.raised, context, device):
@@ -346,28 +310,6 @@ def _fixed_noise(
     return z.to(device), labels.to(device)
 
 
-def _make_ema(generator: nn.Module, config: TrainConfig) -> nn.Module | None:
-    if not config.ema_decay:
-        return None
-    ema = copy.deepcopy(generator).eval()
-    ema.requires_grad_(False)
-    return ema
-
-
-@torch.no_grad()
-def _update_ema(ema: nn.Module | None, generator: nn.Module, config: TrainConfig,
-                step: int) -> None:
-    """Exponential moving average of G's weights; BN running stats are copied, not averaged,
-    since they describe G's current activations. A short warm-up keeps early grids useful."""
-    if ema is None:
-        return
-    assert config.ema_decay is not None
-    decay = min(config.ema_decay, (1 + step) / (10 + step))
-    torch._foreach_lerp_(list(ema.parameters()), list(generator.parameters()), 1.0 - decay)
-    for ema_buffer, buffer in zip(ema.buffers(), generator.buffers(), strict=True):
-        ema_buffer.copy_(buffer)
-
-
 @torch.no_grad()
 def _write_samples(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
                    spec: ModelSpec, path: Path) -> None:
@@ -390,82 +332,8 @@ def _state(generator: nn.Module, discriminator: nn.Module, ema: nn.Module | None
         "epoch": epoch,
         "step": step,
         "batch_in_epoch": batch_in_epoch,
-        "rng": _gather_rng(context),
+        "rng": gather(checkpoint.capture_rng(), context),  # each rank draws its own noise
     }
-
-
-def _gather_rng(context: DistContext) -> list[dict[str, Any]]:
-    """Every rank's RNG state (each draws its own noise), collected on all ranks."""
-    mine = checkpoint.capture_rng()
-    if not context.enabled:
-        return [mine]
-    gathered: list[Any] = [None] * context.world_size
-    torch.distributed.all_gather_object(gathered, mine)
-    return gathered
-
-
-class _Saver:
-    """Rank 0 writes last.pt (and epoch-XXXX.pt at epoch ends) atomically."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig, fingerprint: str,
-                 context: DistContext) -> None:
-        self.directory = run_dir / "checkpoints"
-        self.config = config
-        self.fingerprint = fingerprint
-        self.context = context
-
-    def save(self, state: dict[str, Any], epoch: int | None = None) -> None:
-        if not self.context.is_main:
-            return
-        state |= {
-            "format": checkpoint.CHECKPOINT_FORMAT,
-            "config": self.config.to_dict(),
-            "dataset_fingerprint": self.fingerprint,
-            "saved_at": time.time(),
-        }
-        checkpoint.atomic_save(state, self.directory / "last.pt")
-        if epoch is not None:
-            checkpoint.atomic_save(state, self.directory / f"epoch-{epoch:04d}.pt")
-            checkpoint.rotate(self.directory, self.config.keep)
-
-
-class _Window:
-    """Running means over the current logging window; one .item() per flush, not per step."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums = torch.zeros(4)
-        self.count = 0
-        self.images = 0
-        self.started = time.perf_counter()
-
-    def add(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
-            fake_logits: torch.Tensor, images: int) -> None:
-        values = torch.stack([
-            d_loss.detach(), g_loss.detach(),
-            torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
-        ]).cpu()
-        self.sums += values
-        self.count += 1
-        self.images += images
-
-    def flush(self, epoch: int, step: int, kind: str = "step") -> dict[str, Any]:
-        means = (self.sums / max(1, self.count)).tolist()
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        record = {
-            "kind": kind, "epoch": epoch, "step": step,
-            "d_loss": means[0], "g_loss": means[1], "d_real": means[2], "d_fake": means[3],
-            "images_per_s": self.images / elapsed,
-        }
-        self.reset()
-        return record
-
-
-def _postfix(record: dict[str, Any]) -> str:
-    return (f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
-            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")
 
 
 __all__ = ["DataError", "TrainConfig", "TrainResult", "TrainingError", "train"]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.train import discriminator_loss, generator_loss
+from training.losses import discriminator_loss, generator_loss
 
 EXTREMES = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4])
 
