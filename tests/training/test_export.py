@@ -76,7 +76,7 @@ def test_dynamic_batch_matches_pytorch(trained_run: Path, exported: tuple[Path, 
         expected = generator(torch.from_numpy(feeds["z"]), label).numpy()
     assert image.shape == (batch, 1, 28, 28)
     assert np.abs(image - expected).max() < 1e-4
-    assert image.min() >= -1.0 and image.max() <= 1.0
+    assert image.min() >= -1.0 - 1e-6 and image.max() <= 1.0 + 1e-6  # tanh, float32 rounding
 
 
 def test_metadata_round_trips(exported: tuple[Path, dict[str, str]]) -> None:

@@ -1,0 +1,102 @@
+"""The shipped generators: each loads, matches its model card, and gan-serve with no
+configuration serves them all with fashion-cdcgan as the default."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from tests.service.conftest import free_port, poll
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models"
+SHIPPED = ("fashion-cdcgan", "fashion-mlp-gan")
+MAX_BYTES = 20 * 1024 * 1024
+
+
+def card_facts(name: str) -> dict[str, str]:
+    """The `| field | value |` table at the top of models/<name>.md."""
+    text = (MODELS / f"{name}.md").read_text()
+    return dict(re.findall(r"^\| (\w+) \| `([^`]*)` \|$", text, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_file_matches_its_card(name: str) -> None:
+    path = MODELS / f"{name}.onnx"
+    facts = card_facts(name)
+    assert facts["file"] == path.name
+    assert path.stat().st_size <= MAX_BYTES
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == facts["sha256"]
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    card_keys = set(facts) - {"file", "sha256"}
+    assert card_keys >= {"name", "arch", "conditional", "epochs", "steps", "dataset"}
+    for key in card_keys:
+        assert metadata[key] == facts[key], key
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_links_existing_grid_curves_and_report(name: str) -> None:
+    text = (MODELS / f"{name}.md").read_text()
+    for artefact in ("grid.png", "curves.png", "report.json"):
+        assert f"{name}/{artefact}" in text
+        assert (MODELS / name / artefact).stat().st_size > 0
+    report = json.loads((MODELS / name / "report.json").read_text())
+    assert report["model"]["name"] == name
+    assert set(report["rows"]) >= {"model", "real", "untrained"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_file_runs_and_outputs_images_in_range(name: str) -> None:
+    session = ort.InferenceSession(str(MODELS / f"{name}.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {"z": np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)}
+    if any(i.name == "label" for i in session.get_inputs()):
+        feeds["label"] = np.arange(4, dtype=np.int64)
+    (images,) = session.run(["image"], feeds)
+    assert images.shape == (4, 1, 28, 28)
+    # tanh in float32 may round a hair past ±1; consumers clip
+    assert images.min() >= -1.0 - 1e-6 and images.max() <= 1.0 + 1e-6
+    assert images.std() > 0.1  # trained, not a constant image
+
+
+def test_gan_serve_without_configuration_serves_the_shipped_models() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAN_")}
+    env["GAN_LOG_LEVEL"] = "warning"  # logging only; the models and limits stay default
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        poll(ready, timeout=120)
+        listed = httpx.get(f"{url}/models").json()
+        served = {m["name"]: m for m in listed["models"]}
+        assert set(served) == set(SHIPPED)
+        assert listed["default"] == "fashion-cdcgan"
+        response = httpx.post(f"{url}/samples", params={"n": 2, "label": "sneaker"}, timeout=30)
+        assert response.status_code == 200
+        assert response.headers["X-Model"] == "fashion-cdcgan"
+        assert [image["label"] for image in response.json()["images"]] == [7, 7]
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)  # also closes the stderr pipe
