@@ -90,23 +90,17 @@ class RunSaver:
     """Writes a run's checkpoints: last.pt always, epoch-XXXX.pt at epoch ends (the newest
     `keep` kept). Only the main process writes; the others return at once."""
 
-    def __init__(self, directory: Path, config: dict[str, Any], fingerprint: str, keep: int,
+    def __init__(self, directory: Path, run_fields: dict[str, Any], keep: int,
                  is_main: bool) -> None:
         self.directory = directory
-        self.config = config
-        self.fingerprint = fingerprint
+        self.run_fields = run_fields  # the same in every checkpoint of the run
         self.keep = keep
         self.is_main = is_main
 
     def save(self, state: dict[str, Any], epoch: int | None = None) -> None:
         if not self.is_main:
             return
-        state |= {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.config,
-            "dataset_fingerprint": self.fingerprint,
-            "saved_at": time.time(),
-        }
+        state |= self.run_fields | {"format": CHECKPOINT_FORMAT, "saved_at": time.time()}
         atomic_save(state, self.directory / "last.pt")
         if epoch is not None:
             atomic_save(state, self.directory / f"epoch-{epoch:04d}.pt")

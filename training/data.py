@@ -65,6 +65,11 @@ class ImageDataset:
         return digest.hexdigest()[:16]
 
 
+def class_names_for(dataset: str) -> tuple[str, ...]:
+    """The label names of a data set (the fake set uses the digits)."""
+    return FASHION_MNIST_CLASSES if dataset == "fashion-mnist" else MNIST_CLASSES
+
+
 def default_data_dir(dataset: str) -> Path | None:
     """`GAN_DATA_DIR`, else Debian's package location for Fashion-MNIST."""
     env = os.environ.get(DATA_DIR_ENV)
@@ -100,7 +105,7 @@ def load_dataset(
             f"{images_path.name} has {len(images)} images but {labels_path.name} "
             f"has {len(labels)} labels"
         )
-    classes = FASHION_MNIST_CLASSES if name == "fashion-mnist" else MNIST_CLASSES
+    classes = class_names_for(name)
     if len(labels) and int(labels.max()) >= len(classes):
         raise DataError(f"{labels_path}: label {int(labels.max())} is out of range 0..9")
     return ImageDataset(name, split, images, labels, classes)
@@ -183,7 +188,7 @@ def make_fake_dataset(size: int = 2048, seed: int = 0, split: str = "train") -> 
         images[np.arange(size), rows + offset, 4:24] = 220
     images += rng.normal(0, 8, size=images.shape)
     images = np.clip(images, 0, 255).astype(np.uint8)
-    return ImageDataset("fake", split, images, labels, MNIST_CLASSES)
+    return ImageDataset("fake", split, images, labels, class_names_for("fake"))
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from torch import nn
 from training import checkpoint
 from training.cli import OneLineParser, fail
 from training.config import TrainConfig
-from training.data import FASHION_MNIST_CLASSES, MNIST_CLASSES
+from training.data import class_names_for
 from training.models import ModelSpec, build_models
 
 CONTRACT_VERSION = "1"
@@ -64,19 +64,31 @@ def load_generator(path: Path, use_ema: bool) -> tuple[nn.Module, ModelSpec, dic
         state = checkpoint.load(path)
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
         raise ExportError(f"{path}: cannot read checkpoint ({error})") from None
-    config = TrainConfig.from_dict(state["config"]).resolve()
-    classes = FASHION_MNIST_CLASSES if config.dataset == "fashion-mnist" else MNIST_CLASSES
-    assert config.g_width is not None and config.d_width is not None
-    spec = ModelSpec(config.arch, config.latent_dim, (1, 28, 28), len(classes),
-                     config.conditional, config.g_width, config.d_width)
+    spec, classes = _spec_and_classes(state)
     generator, _ = build_models(spec)
     weights = state["generator"]
     if use_ema and state.get("generator_ema") is not None:
         weights = state["generator_ema"]
     generator.load_state_dict(weights)
-    state["class_names"] = list(classes)
+    state["class_names"] = classes
     state["weights"] = "ema" if weights is state.get("generator_ema") else "raw"
     return generator.eval(), spec, state
+
+
+def _spec_and_classes(state: dict[str, Any]) -> tuple[ModelSpec, list[str]]:
+    """The generator's spec and label names as the run recorded them. Checkpoints written
+    before runs recorded them (no "model_spec") were all 28×28 with the data set's classes."""
+    if "model_spec" in state:
+        fields = state["model_spec"]
+        return ModelSpec(**{**fields, "image_shape": tuple(fields["image_shape"])}), list(
+            state["class_names"]
+        )
+    config = TrainConfig.from_dict(state["config"]).resolve()
+    classes = list(class_names_for(config.dataset))
+    assert config.g_width is not None and config.d_width is not None
+    spec = ModelSpec(config.arch, config.latent_dim, (1, 28, 28), len(classes),
+                     config.conditional, config.g_width, config.d_width)
+    return spec, classes
 
 
 def _example_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, torch.Tensor]:

@@ -34,8 +34,18 @@ class MetricsLog:
         self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
+def step_statistics(d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
+                    fake_logits: torch.Tensor) -> torch.Tensor:
+    """(D loss, G loss, mean D(x), mean D(G(z))) of one step, left on the training device."""
+    return torch.stack([
+        d_loss.detach(), g_loss.detach(),
+        torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
+    ])  # (4,)
+
+
 class LogWindow:
-    """Running means over the current logging window; one .item() per flush, not per step."""
+    """Running means over a logging window. The sums stay on the training device, so the
+    only host sync is the one read per flush, not one per step."""
 
     def __init__(self) -> None:
         self.reset()
@@ -46,13 +56,8 @@ class LogWindow:
         self.images = 0
         self.started = time.perf_counter()
 
-    def add(self, d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
-            fake_logits: torch.Tensor, images: int) -> None:
-        values = torch.stack([
-            d_loss.detach(), g_loss.detach(),
-            torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
-        ]).cpu()
-        self.sums += values
+    def add(self, statistics: torch.Tensor, images: int) -> None:
+        self.sums = self.sums.to(statistics.device) + statistics  # a copy only after reset
         self.count += 1
         self.images += images
 

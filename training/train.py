@@ -7,6 +7,7 @@ resume, an EMA generator, monitoring and optional DistributedDataParallel.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -28,7 +29,14 @@ from training.distributed import DistContext, any_rank, barrier, gather, setup, 
 from training.ema import make_ema, update_ema
 from training.losses import discriminator_loss, generator_loss
 from training.models import ModelSpec, build_models
-from training.monitoring import LogWindow, MetricsLog, plot_curves, progress_postfix, save_grid
+from training.monitoring import (
+    LogWindow,
+    MetricsLog,
+    plot_curves,
+    progress_postfix,
+    save_grid,
+    step_statistics,
+)
 from training.signals import StopFlag
 
 RUN_ARTIFACTS = ("checkpoints", "samples", "metrics.jsonl", "config.json", "curves.png")
@@ -196,8 +204,14 @@ def _train(
             f"the {len(data)} training images"
         )
     fixed_z, fixed_labels = _fixed_noise(config, spec, device)
-    saver = checkpoint.RunSaver(run_dir / "checkpoints", config.to_dict(), fingerprint,
-                                 config.keep, context.is_main)
+    run_fields = {
+        "config": config.to_dict(),
+        "dataset_fingerprint": fingerprint,
+        "model_spec": dataclasses.asdict(spec),  # export rebuilds G from this
+        "class_names": list(data.class_names),
+    }
+    saver = checkpoint.RunSaver(run_dir / "checkpoints", run_fields, config.keep,
+                                context.is_main)
     window, epoch_window = LogWindow(), LogWindow()
     interrupted = False
 
@@ -237,9 +251,9 @@ def _train(
 
                 step += 1
                 batch_in_epoch += 1
+                statistics = step_statistics(d_loss, g_loss, logits[:batch], fake_logits)
                 for accumulator in (window, epoch_window):
-                    accumulator.add(d_loss, g_loss, logits[:batch], fake_logits,
-                                    batch * k * context.world_size)
+                    accumulator.add(statistics, batch * k * context.world_size)
                 progress.update(1)
                 if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
                     record = window.flush(epoch, step)
@@ -258,9 +272,9 @@ def _train(
             if interrupted or batch_in_epoch < steps_per_epoch:
                 break
             epoch, batch_in_epoch = epoch + 1, 0
+            record = epoch_window.flush(epoch, step, kind="epoch")
             if context.is_main:
-                log.write(epoch_window.flush(epoch, step, kind="epoch"))
-            epoch_window.reset()
+                log.write(record)
             saver.save(_state(generator, discriminator, ema, opt_g, opt_d,
                               epoch, step, 0, context), epoch=epoch)
             if context.is_main:

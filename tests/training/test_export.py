@@ -111,3 +111,16 @@ def test_no_ema_exports_the_raw_generator(trained_run: Path, tmp_path: Path,
 def test_a_missing_checkpoint_is_an_export_error(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no checkpoint"):
         export(tmp_path, tmp_path / "g.onnx")
+
+
+def test_checkpoints_without_a_recorded_spec_still_export(trained_run: Path,
+                                                         tmp_path: Path) -> None:
+    # Runs written before checkpoints carried "model_spec" were all 28×28 on a known data set.
+    state = torch.load(trained_run / "checkpoints" / "last.pt", weights_only=False)
+    assert state["model_spec"]["image_shape"] == (1, 28, 28)
+    del state["model_spec"], state["class_names"]
+    legacy = tmp_path / "legacy.pt"
+    torch.save(state, legacy)
+    metadata = export(legacy, tmp_path / "legacy.onnx")
+    assert json.loads(metadata["image_shape"]) == [1, 28, 28]
+    assert len(json.loads(metadata["class_names"])) == 10
