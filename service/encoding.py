@@ -1,12 +1,12 @@
 """Response bodies: JSON with one base64 PNG per image, one PNG grid, or a NumPy .npy file.
 
 Pixels: the generator's float output x in [-1, 1] becomes uint8 round((x + 1) * 127.5),
-clipped to 0..255. Layouts:
+clipped to 0..255 (`service.contract.to_uint8`, the one conversion). Layouts:
 
 - `npy`: one uint8 array of shape (N, C, H, W), C-order, image i at [i] (the ONNX output's
   axis order); `np.load(io.BytesIO(body))`, and `.transpose(0, 2, 3, 1)` for (N, H, W, C).
 - `png` grid: `cols = ceil(sqrt(N))`, `rows = ceil(N / cols)`; image i sits at row i // cols,
-  column i % cols; 2 px of black between and around the images.
+  column i % cols; 2 px of black between and around the images (`service.contract.grid`).
 - `json`: `{"model", "seed", "images": [{"index", "seed", "label", "png"}]}`, `png` being the
   base64 of one PNG per image; `label` is null for unconditional models.
 PNG mode follows C: 1 → L (grey), 3 → RGB, 4 → RGBA.
@@ -17,15 +17,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
+from service.contract import U8Images, grid
 from service.errors import NotAcceptable
+from service.png import encode_png
 
 Format = Literal["json", "png", "npy"]
 MEDIA_TYPES: dict[Format, str] = {
@@ -43,10 +43,6 @@ _ACCEPT: dict[str, Format] = {
     "application/*": "json",
     "image/*": "png",
 }
-GRID_PADDING = 2
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-
-U8Images = npt.NDArray[np.uint8]  # (N, C, H, W)
 
 
 def negotiate(fmt: Format | None, accept: str | None) -> Format:
@@ -78,47 +74,9 @@ def negotiate(fmt: Format | None, accept: str | None) -> Format:
     )
 
 
-def to_uint8(images: npt.NDArray[np.float32]) -> U8Images:
-    """(N, C, H, W) floats in [-1, 1] -> uint8 pixels."""
-    scaled = np.rint((images + 1.0) * 127.5)
-    pixels: U8Images = np.clip(scaled, 0, 255).astype(np.uint8)
-    return pixels
-
-
-def _pil(image: npt.NDArray[np.uint8]) -> Image.Image:
-    """(C, H, W) uint8 -> a PIL image."""
-    channels = image.shape[0]
-    if channels == 1:
-        return Image.fromarray(np.ascontiguousarray(image[0]))
-    return Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
-
-
 def png(image: npt.NDArray[np.uint8]) -> bytes:
-    """One (C, H, W) uint8 image as PNG (fast compression: latency over bytes)."""
-    buffer = io.BytesIO()
-    _pil(image).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, cols) of the near-square grid of n images."""
-    cols = max(1, math.ceil(math.sqrt(n)))
-    return math.ceil(n / cols), cols
-
-
-def grid(images: U8Images, padding: int = GRID_PADDING) -> npt.NDArray[np.uint8]:
-    """All images tiled into one (C, H', W') image, row-major, black padding."""
-    n, channels, height, width = images.shape
-    rows, cols = grid_shape(n)
-    canvas = np.zeros(
-        (channels, rows * (height + padding) + padding, cols * (width + padding) + padding),
-        np.uint8,
-    )
-    for i in range(n):
-        top = padding + (i // cols) * (height + padding)
-        left = padding + (i % cols) * (width + padding)
-        canvas[:, top : top + height, left : left + width] = images[i]
-    return canvas
+    """One (C, H, W) uint8 image as PNG (`service.png`: fast compression, latency over bytes)."""
+    return encode_png(image)
 
 
 def npy(images: U8Images) -> bytes:
@@ -148,15 +106,14 @@ def to_json(
 
 def encode(
     fmt: Format,
-    images: npt.NDArray[np.float32],
+    pixels: U8Images,
     *,
     model: str,
     seed: int,
     seeds: Sequence[int],
     labels: Sequence[int] | None,
 ) -> bytes:
-    """The response body of one request in format `fmt`."""
-    pixels = to_uint8(images)
+    """The response body of one request in format `fmt`, from its uint8 pixels (`to_uint8`)."""
     if fmt == "npy":
         return npy(pixels)
     if fmt == "png":

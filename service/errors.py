@@ -59,6 +59,10 @@ class QueueFull(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class TooLarge(ServiceError):
+    """The request asks for more images than the model can ever hold at once."""
+
+
 class DeadlineExceeded(ServiceError):
     """The request's deadline passed before its images ran."""
 
@@ -79,6 +83,7 @@ _HTTP: dict[type[ServiceError], tuple[int, str]] = {
     NotReady: (503, "not_ready"),
     Draining: (503, "draining"),
     QueueFull: (503, "overloaded"),
+    TooLarge: (413, "too_large"),
     DeadlineExceeded: (504, "timeout"),
     InferenceFailed: (500, "inference_failed"),
     Cancelled: (499, "cancelled"),
@@ -96,10 +101,6 @@ _HTTP_CODES = {
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
-
-
-def status_of(error: ServiceError) -> int:
-    return _HTTP[type(error)][0]
 
 
 def error_response(error: ServiceError) -> JSONResponse:

@@ -1,7 +1,8 @@
-"""An untrained generator of the same architecture, rebuilt from an ONNX file alone.
+"""Fresh weights for a generator graph: its untrained twin, rebuilt from the ONNX file alone.
 
-`gan-evaluate` scores every model next to an untrained twin: same graph, same shapes, fresh
-random weights drawn the way `training.models` draws them before the first training step.
+`gan-evaluate` scores every model next to an untrained twin (`reinitialise`): same graph,
+same shapes, fresh random weights drawn the way `training.models` draws them before the
+first training step (a description, not an import: no torch here).
 Only the file is needed, so any generator that follows docs/onnx-contract.md can be scored.
 
 Each float initializer gets a role from the node that consumes it (looking through
@@ -125,10 +126,11 @@ def reinitialise(
     dcgan = arch == "dcgan"
     rng = np.random.default_rng(seed)
     float_inits = [
-        init for init in graph.initializer
-        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                              onnx.TensorProto.FLOAT16)
-    ]  # fmt: skip
+        init
+        for init in graph.initializer
+        if init.data_type
+        in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+    ]
     roles: dict[str, tuple[str, int]] = {}
     weight_fan_in: dict[str, int] = {}
     # weights first: a bias's bound needs its weight's fan_in

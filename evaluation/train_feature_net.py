@@ -1,11 +1,12 @@
-"""The evaluator network: a small Fashion-MNIST CNN whose features and class probabilities
-`gan-evaluate` scores generators in (FCD, KID, precision/recall, IS analogue, label accuracy).
+"""Retrain the evaluator network (`evaluation.feature_net`): a small Fashion-MNIST CNN whose
+features and class probabilities `gan-evaluate` scores generators in (FCD, KID,
+precision/recall, IS analogue, label accuracy). This module needs torch; scoring does not.
 
 Scores are only comparable under the same evaluator, so it is trained by a fixed recipe with
-a fixed seed, stored as one ONNX file (`training/assets/evaluator.onnx`, outputs `logits`
+a fixed seed, stored as one ONNX file (`evaluation/assets/evaluator.onnx`, outputs `logits`
 and the penultimate `features`), and every report carries that file's sha256. Retrain it with
 
-    python -m training.evaluator --out training/assets/evaluator.onnx
+    python -m evaluation.train_feature_net --out evaluation/assets/evaluator.onnx
 
 (4 epochs, about 4.5 minutes on 2 idle CPU cores). The test split is used once, after
 training, to report the accuracy stored in the file's metadata; nothing is selected on it.
@@ -16,7 +17,7 @@ sha256, the same scores.
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -26,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evaluation.feature_net import DEFAULT_PATH, INPUT, OUTPUTS
+from service.console import OneLineParser
 from training.data import DATASETS, DataError, load_dataset, to_unit_range
-from training.files import sha256_file as file_sha256
 
-if TYPE_CHECKING:  # torch is imported lazily: `gan-evaluate` only needs onnxruntime
+if TYPE_CHECKING:  # torch is imported lazily, so `python -m ... --help` works without it
     import torch
 
-DEFAULT_EVALUATOR_PATH = Path(__file__).resolve().parent / "assets" / "evaluator.onnx"
 FEATURE_DIM = 128
 EVALUATOR_FORMAT_VERSION = "1"
 
@@ -141,9 +142,9 @@ def export_evaluator(net: torch.nn.Module, path: Path, metadata: dict[str, str])
         net,
         (example,),
         dynamo=True,
-        input_names=["image"],
-        output_names=["logits", "features"],
-        dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
+        input_names=[INPUT],
+        output_names=list(OUTPUTS),
+        dynamic_shapes={INPUT: {0: torch.export.Dim("batch")}},
         optimize=True,
         verbose=False,
     )
@@ -158,29 +159,39 @@ def export_evaluator(net: torch.nn.Module, path: Path, metadata: dict[str, str])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.evaluator",
+    parser = OneLineParser(
+        prog="python -m evaluation.train_feature_net",
         description="Train the Fashion-MNIST evaluator CNN reproducibly and export it to ONNX.",
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_EVALUATOR_PATH,
-                        help="ONNX file to write (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--dataset", default="fashion-mnist", choices=DATASETS,
-                        help="data set to train on (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_PATH, help="ONNX file to write (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="fashion-mnist",
+        choices=DATASETS,
+        help="data set to train on (default: %(default)s)",
+    )
     parser.add_argument("--data-dir", default=None, help="directory holding the idx files")
     parser.add_argument("--epochs", type=int, default=4, help="epochs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch CPU threads (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--min-accuracy", type=float, default=0.0,
-                        help="exit 1 without writing if test accuracy is lower")  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=0.0,
+        help="exit 1 without writing if test accuracy is lower",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.threads < 1:
-        parser.exit(2, "error: --epochs and --threads must be at least 1\n")
+        parser.error("--epochs and --threads must be at least 1")
     try:
         train = load_dataset(args.dataset, args.data_dir, "train")
         test = load_dataset(args.dataset, args.data_dir, "test")
     except DataError as error:
-        parser.exit(2, f"error: {error}\n")
+        parser.error(str(error))
 
     import torch
 
@@ -192,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = torch_accuracy(net, test.images, test.labels)
     print(f"test accuracy {accuracy:.4f}, trained in {seconds:.0f} s", file=sys.stderr)
     if accuracy < args.min_accuracy:
-        print(f"error: test accuracy {accuracy:.4f} < --min-accuracy {args.min_accuracy}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: test accuracy {accuracy:.4f} < --min-accuracy {args.min_accuracy}",
+            file=sys.stderr,
+        )
         return 1
     command = (
-        f"python -m training.evaluator --dataset {args.dataset} --epochs {args.epochs} "
+        f"python -m evaluation.train_feature_net --dataset {args.dataset} --epochs {args.epochs} "
         f"--seed {args.seed} --threads {args.threads}"
     )
     metadata = {
@@ -216,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     export_evaluator(net, args.out, metadata)
-    print(f"wrote {args.out} (sha256 {file_sha256(args.out)})", file=sys.stderr)
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    print(f"wrote {args.out} (sha256 {digest})", file=sys.stderr)
     return 0
 
 

@@ -2,64 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from PIL import Image
 
-from training.data import make_fake_dataset
-from training.evaluate import main
-from training.evaluator import DEFAULT_EVALUATOR_PATH, file_sha256
+from evaluation.cli import main
+from evaluation.feature_net import DEFAULT_PATH
+from tests.evaluation.generators import tiny_generator
 
 N = 200  # samples per row: enough for every metric, fast on fake data
 
 
-def tiny_generator(path: Path, conditional: bool, arch: str = "mlp") -> Path:
-    """A generator that has 'learned' the fake data: per-class mean image + small noise.
-
-    image = tanh(atanh(template[label]) + z @ W), reshaped to (B, 1, 28, 28); unconditional
-    models use the overall mean template.
-    """
-    fake = make_fake_dataset(512, seed=3)
-    unit = fake.images.reshape(len(fake), -1) / 127.5 - 1.0
-    templates = np.stack([unit[fake.labels == c].mean(axis=0) for c in range(10)])
-    logits = np.arctanh(np.clip(templates, -0.98, 0.98)).astype(np.float32)  # (10, 784)
-    w = np.random.default_rng(0).normal(0, 0.05, (8, 784)).astype(np.float32)
-    inits = [
-        numpy_helper.from_array(w, "w"),
-        numpy_helper.from_array(np.array([-1, 1, 28, 28], dtype=np.int64), "shape"),
-    ]
-    inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 8])]
-    if conditional:
-        inits.append(numpy_helper.from_array(logits, "table"))
-        inputs.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]))
-        nodes = [helper.make_node("Gather", ["table", "label"], ["base"])]
-    else:
-        inits.append(numpy_helper.from_array(logits.mean(axis=0), "base"))
-        nodes = []
-    nodes += [
-        helper.make_node("MatMul", ["z", "w"], ["noise"]),
-        helper.make_node("Add", ["noise", "base"], ["pre"]),
-        helper.make_node("Tanh", ["pre"], ["flat"]),
-        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
-    ]
-    output = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])
-    graph = helper.make_graph(nodes, "tiny", inputs, [output], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
-    names = [str(c) for c in range(10)]
-    for key, value in {
-        "name": "tiny", "arch": arch, "latent_dim": "8",
-        "conditional": "true" if conditional else "false", "num_classes": "10",
-        "class_names": json.dumps(names), "dataset": "fake",
-    }.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
-    onnx.save_model(model, str(path))
-    return path
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("conditional", [True, False], ids=["conditional", "unconditional"])
@@ -68,18 +29,40 @@ def test_gan_evaluate_end_to_end_on_fake_data(
 ) -> None:
     model = tiny_generator(tmp_path / "tiny.onnx", conditional)
     out, grid = tmp_path / "report.json", tmp_path / "grid.png"
-    argv = [str(model), "--dataset", "fake", "--n", str(N), "--threads", "1",
-            "--out", str(out), "--grid", str(grid)]
+    argv = [
+        str(model),
+        "--dataset",
+        "fake",
+        "--n",
+        str(N),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--grid",
+        str(grid),
+    ]
     assert main(argv) == 0
 
     report = json.loads(out.read_text())
-    assert report["evaluator"]["sha256"] == file_sha256(DEFAULT_EVALUATOR_PATH)
-    assert report["model"]["sha256"] == file_sha256(model)
+    assert report["evaluator"]["sha256"] == sha256(DEFAULT_PATH)
+    assert report["model"]["sha256"] == sha256(model)
     assert set(report["rows"]) == {"model", "real", "untrained"}
     for row in report["rows"].values():
         assert row["n"] == N
-        for key in ("fcd", "kid", "inception_score", "precision", "recall", "density",
-                    "coverage", "class_histogram", "c2st", "parzen", "memorisation"):
+        for key in (
+            "fcd",
+            "kid",
+            "inception_score",
+            "precision",
+            "recall",
+            "density",
+            "coverage",
+            "class_histogram",
+            "c2st",
+            "parzen",
+            "memorisation",
+        ):
             assert key in row
         assert np.isfinite(row["parzen"]["mean"]) and row["parzen"]["stderr"] > 0
     rows = report["rows"]
@@ -103,8 +86,18 @@ def test_gan_evaluate_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     model = tiny_generator(tmp_path / "tiny.onnx", conditional=True)
     reports = []
     for name in ("a.json", "b.json"):
-        argv = [str(model), "--dataset", "fake", "--n", "60", "--threads", "1",
-                "--no-untrained", "--out", str(tmp_path / name)]
+        argv = [
+            str(model),
+            "--dataset",
+            "fake",
+            "--n",
+            "60",
+            "--threads",
+            "1",
+            "--no-untrained",
+            "--out",
+            str(tmp_path / name),
+        ]
         assert main(argv) == 0
         reports.append(json.loads((tmp_path / name).read_text())["rows"])
     assert reports[0] == reports[1]
@@ -130,7 +123,7 @@ def test_a_file_that_is_not_onnx_is_one_line_exit_2(
 ) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00\xffnot a model at all" * 10)
-    assert "not a readable ONNX file" in _error([str(bad), "--dataset", "fake"], capsys)
+    assert "not an ONNX model" in _error([str(bad), "--dataset", "fake"], capsys)
 
 
 def test_an_onnx_file_that_is_not_a_generator_is_one_line_exit_2(
@@ -141,7 +134,7 @@ def test_an_onnx_file_that_is_not_a_generator_is_one_line_exit_2(
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
     path = tmp_path / "relu.onnx"
     onnx.save_model(helper.make_model(graph), str(path))
-    assert "is not a generator" in _error([str(path), "--dataset", "fake"], capsys)
+    assert "relu.onnx: not a generator" in _error([str(path), "--dataset", "fake"], capsys)
 
 
 @pytest.mark.parametrize(
@@ -169,8 +162,9 @@ def test_bad_options_are_one_line_exit_2(
 
 
 def test_the_evaluator_asset_has_its_contract_and_accuracy() -> None:
-    model = onnx.load(str(DEFAULT_EVALUATOR_PATH))
+    model = onnx.load(str(DEFAULT_PATH))
     assert [o.name for o in model.graph.output] == ["logits", "features"]
     meta = {p.key: p.value for p in model.metadata_props}
     assert float(meta["test_accuracy"]) >= 0.91
-    assert meta["dataset"] == "fashion-mnist" and "python -m training.evaluator" in meta["command"]
+    # the shipped file was written before the trainer moved to evaluation.train_feature_net
+    assert meta["dataset"] == "fashion-mnist" and "--seed 0" in meta["command"]

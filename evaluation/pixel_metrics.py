@@ -1,5 +1,6 @@
 """Pixel-space metrics (numpy only): the paper's Parzen-window log-likelihood and a
-memorisation check. Images are flattened rows in [0, 1]: ``(N, 784)``.
+memorisation check. Images are flattened rows in [0, 1]: ``(N, 784)``. Their parameters
+(the sigma grid, the quantile) have no defaults: the table in `evaluation.metrics` holds them.
 
 Parzen follows Goodfellow et al. 2014 (Table 1, after Breuleux et al. 2011): an isotropic
 Gaussian kernel of width sigma is put on each generated sample; sigma is picked from a log-spaced
@@ -10,22 +11,14 @@ dimensions and is reported because the paper did, next to the real-vs-real row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# The paper's released code searched logspace(-1, 0, 10); this grid spans that range in a
-# slightly finer step (0.1 vs 0.11 decade) and one decade lower, so a very sharp sample set
-# cannot pin sigma to the edge of the grid.
-# (On Fashion-MNIST the real row picks 0.158 and an untrained DCGAN 0.398: inside both.)
-DEFAULT_SIGMAS = tuple(float(s) for s in np.logspace(-2.0, 0.0, 21))
+from evaluation.distances import chunks, pairwise_sq_dists, squared_norms
+
 _CHUNK = 500  # query rows per distance block: (500, 10_000) float64 = 40 MB at most
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    d: np.ndarray = np.einsum("ij,ij->i", a, a)[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
-    np.maximum(d, 0.0, out=d)  # round-off can make a distance slightly negative
-    return d
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -38,7 +31,7 @@ def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
 
 
 def parzen_log_likelihoods(
-    samples: np.ndarray, queries: np.ndarray, sigmas: tuple[float, ...] | list[float]
+    samples: np.ndarray, queries: np.ndarray, sigmas: Sequence[float]
 ) -> np.ndarray:
     """log p_sigma(x) for each query under the Parzen window on `samples`: ``(len(sigmas), Q)``.
 
@@ -50,14 +43,14 @@ def parzen_log_likelihoods(
     s = np.asarray(samples, dtype=np.float32)
     q = np.asarray(queries, dtype=np.float32)
     n, dim = s.shape
-    s_sq = np.einsum("ij,ij->i", s, s)
+    s_sq = squared_norms(s)
     sig = np.asarray(sigmas, dtype=np.float64)
     out = np.empty((len(sig), len(q)))
-    for start in range(0, len(q), _CHUNK):
-        d = _sq_dists(q[start : start + _CHUNK], s, s_sq)  # (chunk, N) float32
+    for rows in chunks(len(q), _CHUNK):
+        d = pairwise_sq_dists(q[rows], s, s_sq)  # (chunk, N) float32
         for i, sigma in enumerate(sig):
             scaled = np.multiply(d, -0.5 / sigma**2, dtype=np.float64)  # `d` is reused
-            out[i, start : start + _CHUNK] = _logsumexp_rows(scaled)
+            out[i, rows] = _logsumexp_rows(scaled)
     out -= np.log(n) + 0.5 * dim * np.log(2.0 * np.pi * sig**2)[:, None]
     return out
 
@@ -78,7 +71,8 @@ def parzen_evaluate(
     samples: np.ndarray,
     validation: np.ndarray,
     test: np.ndarray,
-    sigmas: tuple[float, ...] | list[float] = DEFAULT_SIGMAS,
+    *,
+    sigmas: Sequence[float],
 ) -> ParzenResult:
     """Choose sigma on `validation`, then report mean ± standard error on `test`."""
     valid_means = parzen_log_likelihoods(samples, validation, sigmas).mean(axis=1)
@@ -94,32 +88,14 @@ def parzen_evaluate(
     )
 
 
-def nearest_distances(
-    queries: np.ndarray, reference: np.ndarray, exclude: np.ndarray | None = None
-) -> np.ndarray:
-    """Euclidean distance from each query row to its nearest reference row (float32).
-
-    `exclude[i]` is a reference index query i may not match (itself, for leave-one-out)."""
-    q = np.asarray(queries, dtype=np.float32)
-    r = np.asarray(reference, dtype=np.float32)
-    r_sq = np.einsum("ij,ij->i", r, r)
-    out = np.empty(len(q), dtype=np.float32)
-    step = _CHUNK * 4
-    for start in range(0, len(q), step):
-        d = _sq_dists(q[start : start + step], r, r_sq)  # (chunk, R)
-        if exclude is not None:
-            d[np.arange(len(d)), exclude[start : start + step]] = np.inf
-        out[start : start + step] = np.sqrt(d.min(axis=1))
-    return out
-
-
 def memorisation(
-    sample_nn: np.ndarray, test_nn: np.ndarray, quantile: float = 0.05
+    sample_nn: np.ndarray, test_nn: np.ndarray, *, quantile: float
 ) -> dict[str, float]:
-    """Compare nearest-training-image distances of generated samples with those of real
-    test images. `share_closer` is the share of samples nearer to a training image than the
-    `quantile` of real test images are; fresh samples from the data distribution score about
-    `quantile`, a generator that copies training images scores near 1."""
+    """Compare nearest-training-image distances of generated samples with those of real test
+    images (`evaluation.distances.nearest_distances`). `share_closer` is the share of samples
+    nearer to a training image than the `quantile` of real test images are; fresh samples
+    from the data distribution score about `quantile`, a generator that copies training
+    images scores near 1."""
     threshold = float(np.quantile(test_nn, quantile))
     return {
         "share_closer": float((sample_nn < threshold).mean()),

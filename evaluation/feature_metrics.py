@@ -1,35 +1,18 @@
-"""Sample-quality metrics in the evaluator's feature and class-probability space (numpy only).
+"""Sample-quality metrics in the evaluator network's feature and class-probability space
+(numpy only).
 
 Every function takes plain arrays — features ``(N, D)``, logits ``(N, K)``, integer labels —
-so each can be checked on synthetic data with a known answer (tests/training/
-test_quality_metrics.py). `training.evaluate` feeds them the evaluator's outputs for the
-generated samples, the real test split, and the two reference rows. docs/evaluation.md says
-what each number means and how to read it.
+so each can be checked on synthetic data with a known answer (tests/evaluation/
+test_feature_metrics.py). Their parameters (k, subsets, splits, thresholds) have no
+defaults: the one table in `evaluation.metrics` holds them, and the report echoes it.
+docs/evaluation.md says what each number means and how to read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
-CHUNK = 2048  # rows of a distance matrix held at once: (2048, 10_000) float32 = 80 MB
-
-
-def _pairwise_sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
-    """Squared Euclidean distances ``(len(a), len(b))`` via one matrix product."""
-    if b_sq is None:
-        b_sq = np.einsum("ij,ij->i", b, b)
-    a_sq = np.einsum("ij,ij->i", a, a)
-    d: np.ndarray = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
-    np.maximum(d, 0.0, out=d)  # round-off can make a distance slightly negative
-    return d
-
-
-def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
+from evaluation.distances import chunks, knn_radii, pairwise_sq_dists, squared_norms
 
 # ---------------------------------------------------------------- Fréchet distance and KID
 
@@ -67,8 +50,8 @@ def kernel_inception_distance(
     a: np.ndarray,
     b: np.ndarray,
     *,
-    subsets: int = 100,
-    subset_size: int = 1000,
+    subsets: int,
+    subset_size: int,
     seed: int = 0,
 ) -> tuple[float, float]:
     """Unbiased MMD² with the cubic polynomial kernel (x·y/D + 1)³, mean and std over subsets
@@ -99,7 +82,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return result
 
 
-def inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float, float]:
+def inception_score(logits: np.ndarray, *, splits: int) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) ‖ p(y))) under the evaluator, mean and std over `splits` parts.
 
     1 = every sample gets the same class distribution; K = confident and evenly spread."""
@@ -119,8 +102,8 @@ def class_histogram(
     predicted: np.ndarray,
     num_classes: int,
     *,
-    min_share_of_uniform: float = 0.1,
-    collapse_kl: float = 0.1,
+    min_share_of_uniform: float,
+    collapse_kl: float,
 ) -> dict[str, object]:
     """Which classes the evaluator sees in the samples: the mode-collapse detector.
 
@@ -159,27 +142,12 @@ def label_accuracy(
 # ---------------------------------------------------------------- k-NN manifold metrics
 
 
-def knn_radii(x: np.ndarray, ks: tuple[int, ...]) -> dict[int, np.ndarray]:
-    """Distance from each row of `x` to its k-th nearest other row, for each k in `ks`."""
-    x = np.asarray(x, dtype=np.float32)
-    x_sq = np.einsum("ij,ij->i", x, x)
-    radii = {k: np.empty(len(x), dtype=np.float32) for k in ks}
-    for rows in _chunks(len(x)):
-        d = _pairwise_sq_dists(x[rows], x, x_sq)
-        # index 0 after partitioning is the point itself (distance 0), so index k is the
-        # k-th neighbour
-        part = np.partition(d, max(ks), axis=1)
-        for k in ks:
-            radii[k][rows] = np.sqrt(part[:, k])
-    return radii
-
-
 def precision_recall_density_coverage(
     real: np.ndarray,
     fake: np.ndarray,
     *,
-    k_pr: int = 3,
-    k_dc: int = 5,
+    k_pr: int,
+    k_dc: int,
     real_radii: dict[int, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Improved precision/recall (Kynkäänniemi et al. 2019, k = `k_pr`) and density/coverage
@@ -197,14 +165,14 @@ def precision_recall_density_coverage(
     if real_radii is None or k_pr not in real_radii or k_dc not in real_radii:
         real_radii = knn_radii(real, (k_pr, k_dc))
     fake_radii = knn_radii(fake, (k_pr,))[k_pr]
-    real_sq = np.einsum("ij,ij->i", real, real)
+    real_sq = squared_norms(real)
     r_pr, r_dc = real_radii[k_pr], real_radii[k_dc]
     in_real_ball = 0  # fake samples inside some real k_pr-ball
     density_hits = 0.0
     real_recalled = np.zeros(len(real), dtype=bool)
     real_covered = np.zeros(len(real), dtype=bool)
-    for rows in _chunks(len(fake)):
-        d = np.sqrt(_pairwise_sq_dists(fake[rows], real, real_sq))  # (chunk, N_real)
+    for rows in chunks(len(fake)):
+        d = np.sqrt(pairwise_sq_dists(fake[rows], real, real_sq))  # (chunk, N_real)
         in_real_ball += int((d <= r_pr[None, :]).any(axis=1).sum())
         inside_dc = d <= r_dc[None, :]
         density_hits += float(inside_dc.sum())
@@ -222,7 +190,7 @@ def precision_recall_density_coverage(
 
 
 def classifier_two_sample_test(
-    real: np.ndarray, fake: np.ndarray, *, seed: int = 0, l2: float = 1e-3, iterations: int = 30
+    real: np.ndarray, fake: np.ndarray, *, l2: float, iterations: int, seed: int = 0
 ) -> dict[str, float]:
     """Lopez-Paz & Oquab's C2ST: train a fresh classifier to tell real from fake on half of
     each set, report its accuracy on the other half (0.5 = indistinguishable, 1 = trivially

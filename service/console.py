@@ -1,0 +1,30 @@
+"""How every console script (gan-train, gan-export, gan-evaluate, gan-serve) reports a user
+error: one line `PROG: error: MESSAGE` on stderr and exit status 2, never a traceback or a
+usage dump. Lives in the service package because that is the one every install has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+EXIT_USAGE = 2
+
+
+def error(prog: str, message: str) -> int:
+    """Write the one error line; return the exit status for `main()` to return."""
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    return EXIT_USAGE
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Write the one error line and exit with status 2."""
+    raise SystemExit(error(prog, message))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message)

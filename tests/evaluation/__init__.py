@@ -1,0 +1,1 @@
+"""Tests of the evaluation package (gan-evaluate), one module per evaluation module."""
