@@ -58,8 +58,7 @@ def bare_loop(config: TrainConfig, steps: int) -> float:
         d_loss.backward()
         opt_d.step()
         z = torch.randn(batch, spec.latent_dim)
-        g_loss = generator_loss(discriminator(generator(z, fake_labels), fake_labels),
-                                config.loss)
+        g_loss = generator_loss(discriminator(generator(z, fake_labels), fake_labels), config.loss)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -76,8 +75,15 @@ def full_loop(config: TrainConfig, steps: int, log_every: int) -> float:
     """images/s of gan-train's loop, from its own metrics windows after the first."""
     with tempfile.TemporaryDirectory() as directory:
         run = Path(directory) / "run"
-        timed = TrainConfig(**{**config.to_dict(), "out": str(run), "max_steps": steps + 5,
-                               "log_every": log_every, "checkpoint_every": log_every * 2})
+        timed = TrainConfig(
+            **{
+                **config.to_dict(),
+                "out": str(run),
+                "max_steps": steps + 5,
+                "log_every": log_every,
+                "checkpoint_every": log_every * 2,
+            }
+        )
         train(timed)
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     windows = [r["images_per_s"] for r in records if r["kind"] == "step"][1:]
@@ -92,16 +98,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = TrainConfig(dataset=args.dataset, arch="dcgan", conditional=True,
-                         threads=args.threads).resolve()
+    config = TrainConfig(
+        dataset=args.dataset, arch="dcgan", conditional=True, threads=args.threads
+    ).resolve()
     bare, full = [], []
     for round_index in range(args.rounds):
         bare.append(bare_loop(config, args.steps))
         full.append(full_loop(config, args.steps, log_every=args.steps // 5))
         print(f"round {round_index + 1}: bare {bare[-1]:.0f} img/s, full {full[-1]:.0f} img/s")
     ratio = statistics.median(full) / statistics.median(bare)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"dcgan conditional, batch {config.batch_size}, {args.steps} steps × {args.rounds}")
     print(f"median bare loop: {statistics.median(bare):.0f} img/s")
     print(f"median full loop: {statistics.median(full):.0f} img/s")

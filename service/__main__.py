@@ -4,13 +4,14 @@
 
 One uvicorn worker (scale with replicas). Before uvicorn starts, every model file is checked
 against the ONNX contract: no models, or a file that is not a generator, ends the process
-with one line on stderr and exit status 2. SIGTERM makes /readyz answer 503 "draining" at
-once, lets queued and running requests finish (up to GAN_DRAIN_TIMEOUT_S), then exits 0.
+with one line on stderr and exit status 2, as does an invalid setting or a port that cannot
+be listened on. SIGTERM or Ctrl-C (SIGINT) makes /readyz answer 503 "draining" at once, lets
+queued and running requests finish (up to GAN_DRAIN_TIMEOUT_S), then exits 0 without a
+traceback (130 if Ctrl-C arrives before the server is up).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
@@ -21,12 +22,15 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from service import generator
+from service import contract, generator, log_limits, server
 from service.app import create_app
+from service.console import OneLineParser, error
 from service.settings import Settings
+from service.startup import listen_problem, settings_error
 from service.state import ServiceState
 
 log = logging.getLogger("service")
+_PROG = "gan-serve"
 
 # After the drain, how long uvicorn may take to finish writing responses and close.
 _RESPONSE_GRACE_S = 5
@@ -42,8 +46,13 @@ class DrainingServer(uvicorn.Server):
         self._tasks: set[asyncio.Task[None]] = set()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig != signal.SIGTERM or self._draining:
-            super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: stop now
+        # Ctrl-C (SIGINT) drains like SIGTERM; a second signal of either kind stops now,
+        # unless the drain is over and shutdown under way already (a double Ctrl-C): then
+        # forcing it would only cut the lifespan's close short and log a traceback.
+        if self._draining and self.should_exit:
+            return
+        if sig not in (signal.SIGTERM, signal.SIGINT) or self._draining:
+            super().handle_exit(sig, frame)
             return
         try:
             loop = asyncio.get_running_loop()
@@ -64,9 +73,9 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gan-serve",
+def _parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog=_PROG,
         description="Serve GAN generator ONNX files over HTTP. Other settings: GAN_* "
         "environment variables (docs/service.md); flags override them.",
     )
@@ -75,42 +84,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return (
-        f"invalid setting GAN_{where.upper()}: {message}"
-        if where
-        else f"invalid settings: {message}"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {key: value for key, value in vars(args).items() if value is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        print(f"gan-serve: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return error(_PROG, settings_error(exc, overrides))
+    if problem := listen_problem(settings, overrides):  # before any model loads or logs
+        return error(_PROG, problem)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         paths = generator.discover(settings.model_dir, settings.model_path)
         if not paths:
-            print(
-                f"gan-serve: no models: no *.onnx file in {settings.model_dir} "
+            return error(
+                _PROG,
+                f"no models: no *.onnx file in {settings.model_dir} "
                 "(set GAN_MODEL_DIR or GAN_MODEL_PATH)",
-                file=sys.stderr,
             )
-            return 2
-        generator.check_all(paths)
-    except generator.ModelError as exc:
-        print(f"gan-serve: {exc}", file=sys.stderr)
-        return 2
-    app = create_app(settings)
+        specs = contract.check_all(paths)  # the one reading of every file (and its name)
+    except contract.ModelError as exc:
+        return error(_PROG, str(exc))
+    app = create_app(settings, specs)
+    # -- reliability (service/server.py): JSON protocol errors, read and keep-alive timeouts,
+    # the connection cap (sets uvicorn's `http` protocol: httptools); no event-loop log flood
+    connection_layer = server.uvicorn_options(settings, parser="httptools")
+    log_limits.limit_event_loop_errors()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -121,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=_RESPONSE_GRACE_S,
+        **connection_layer,
     )
-    DrainingServer(config, app.state.service).run()
+    try:
+        DrainingServer(config, app.state.service).run()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before serving: stopped, no traceback
+        return 130
     return 0
 
 

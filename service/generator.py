@@ -1,198 +1,99 @@
-"""Generator ONNX files: find them, check them against the contract, run them in onnxruntime.
+"""Generator ONNX files: find them, open them in onnxruntime, run them.
 
-The contract (docs/onnx-contract.md): inputs `z` float32 [batch, latent] and, for
-class-conditional models, `label` int64 [batch]; output `image` float32 [batch, C, H, W] in
-[-1, 1]; facts about the model in `metadata_props`. A file that breaks it is refused with one
-line naming the file (`ModelError`).
+Each file is checked against the ONNX contract (`service.contract.inspect`,
+docs/onnx-contract.md) before a session is opened on it; a file that breaks it is refused
+with one line naming the file (`ModelError`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import logging
+import os
 import re
+import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
+
+# The contract's reader lives in service.contract; ModelError stays importable from here.
+from service.contract import GeneratorSpec, Images, ModelError, inspect
+from service.providers import PROVIDERS, choose_providers
+
+__all__ = ["PROVIDERS", "Generator", "Images", "ModelError", "discover", "load", "warmup_sizes"]
 
 log = logging.getLogger("service.generator")
 
-PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 _SHORT = {full: short for short, full in PROVIDERS.items()}
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-Images = npt.NDArray[np.float32]  # (batch, C, H, W), values in [-1, 1]
-
-
-class ModelError(Exception):
-    """A model file that cannot be served; the message is one line naming the file."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the service knows about one generator file, from its graph and metadata."""
-
-    path: Path
-    name: str
-    sha256: str
-    latent_dim: int
-    image_shape: tuple[int, int, int]  # (C, H, W)
-    conditional: bool
-    num_classes: int | None
-    class_names: tuple[str, ...] | None
-    metadata: dict[str, str] = field(repr=False)
 
 
 def discover(model_dir: Path, model_path: Path | None) -> list[Path]:
-    """The files to serve: `model_path` alone if set, else every *.onnx in `model_dir`."""
+    """The files to serve: `model_path` alone if set, else every *.onnx in `model_dir`.
+
+    An entry that is not a readable regular file (a broken or looping symlink, a directory,
+    a FIFO) is refused with one line naming it, like any other bad model file; a model
+    directory that cannot be listed is named with the reason. A missing one holds no models.
+    """
     if model_path is not None:
-        if not model_path.is_file():
-            raise ModelError(f"{model_path}: no such model file")
+        if problem := _not_a_file(model_path):
+            problem = "no such model file" if problem == "missing" else problem
+            raise ModelError(f"{model_path}: {problem}")
         return [model_path]
-    if not model_dir.is_dir():
-        return []
-    return sorted(p for p in model_dir.glob("*.onnx") if p.is_file())
-
-
-def _dims(value_info: onnx.ValueInfoProto) -> tuple[int, list[int | None]] | None:
-    """(element type, dims with None for symbolic axes) of a tensor input/output."""
-    tensor = value_info.type.tensor_type
-    if not value_info.type.HasField("tensor_type") or not tensor.HasField("shape"):
-        return None
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    return tensor.elem_type, dims
-
-
-def _json(meta: dict[str, str], key: str, where: str) -> Any:
     try:
-        return json.loads(meta[key])
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ModelError(f"{where}: metadata {key!r} is not valid JSON: {meta[key]!r}") from exc
-
-
-def _check_signature(graph: onnx.GraphProto, where: str) -> tuple[int, list[int | None], bool]:
-    """Return (latent_dim, image dims, conditional) or refuse a non-generator."""
-    initializers = {init.name for init in graph.initializer}
-    inputs = {i.name: i for i in graph.input if i.name not in initializers}
-    outputs = {o.name: o for o in graph.output}
-    want = (
-        "want inputs z float32 [batch, latent] (+ label int64 [batch]), "
-        "output image float32 [batch, C, H, W]"
-    )
-    signature = f"inputs {sorted(inputs)}, outputs {sorted(outputs)}"
-    if set(inputs) not in ({"z"}, {"z", "label"}) or set(outputs) != {"image"}:
-        raise ModelError(f"{where}: not a generator: {signature}; {want}")
-    z, image = _dims(inputs["z"]), _dims(outputs["image"])
-    if z is None or z[0] != onnx.TensorProto.FLOAT or len(z[1]) != 2 or not z[1][1]:
-        raise ModelError(f"{where}: not a generator: 'z' is not float32 [batch, latent]; {want}")
-    if image is None or image[0] != onnx.TensorProto.FLOAT or len(image[1]) != 4:
-        raise ModelError(f"{where}: not a generator: 'image' is not float32 [batch, C, H, W]")
-    conditional = "label" in inputs
-    if conditional:
-        label = _dims(inputs["label"])
-        if label is None or label[0] != onnx.TensorProto.INT64 or len(label[1]) != 1:
-            raise ModelError(f"{where}: not a generator: 'label' must be int64 [batch]")
-    latent_dim = z[1][1]
-    assert latent_dim is not None
-    return latent_dim, image[1][1:], conditional
-
-
-def inspect(path: Path, data: bytes | None = None) -> ModelSpec:
-    """Read and check one file against the contract, without running it."""
-    where = str(path)
-    try:
-        data = path.read_bytes() if data is None else data
-        model = onnx.load_model_from_string(data)
+        if not stat.S_ISDIR(model_dir.stat().st_mode):
+            raise ModelError(f"{model_dir}: not a directory (GAN_MODEL_DIR)")
+        entries = sorted(model_dir.glob("*.onnx"))
     except OSError as exc:
-        raise ModelError(f"{where}: cannot read: {exc.strerror or exc}") from exc
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{where}: not an ONNX model ({type(exc).__name__})") from exc
-    graph = model.graph
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
-        raise ModelError(f"{where}: weights in an external data file; export a self-contained one")
-    latent_dim, image_dims, conditional = _check_signature(graph, where)
-    meta = {p.key: p.value for p in model.metadata_props}
-
-    if "latent_dim" in meta and meta["latent_dim"] != str(latent_dim):
-        raise ModelError(
-            f"{where}: metadata latent_dim {meta['latent_dim']} != graph z width {latent_dim}"
-        )
-    if "image_shape" in meta:
-        declared = _json(meta, "image_shape", where)
-        if not (
-            isinstance(declared, list)
-            and len(declared) == 3
-            and all(isinstance(d, int) for d in declared)
-        ):
-            raise ModelError(f"{where}: metadata image_shape is not [C, H, W]: {declared}")
-        if any(g is not None and g != d for g, d in zip(image_dims, declared, strict=True)):
-            raise ModelError(f"{where}: metadata image_shape {declared} != graph's {image_dims}")
-        image_dims = list(declared)
-    if any(not d for d in image_dims):
-        raise ModelError(f"{where}: image [C, H, W] fixed neither in the graph nor in metadata")
-    channels, height, width = (int(d or 0) for d in image_dims)
-    if channels not in (1, 3, 4):
-        raise ModelError(f"{where}: {channels} image channels; PNG needs 1, 3 or 4")
-    if "conditional" in meta and meta["conditional"].lower() != str(conditional).lower():
-        has = "has" if conditional else "has no"
-        declared = meta["conditional"]
-        raise ModelError(f"{where}: metadata conditional={declared} but graph {has} label")
-
-    num_classes: int | None = None
-    class_names: tuple[str, ...] | None = None
-    if conditional:
-        names = _json(meta, "class_names", where) if "class_names" in meta else None
-        if names is not None and not (
-            isinstance(names, list) and all(isinstance(n, str) for n in names)
-        ):
-            raise ModelError(f"{where}: metadata class_names must be a JSON list of strings")
-        if "num_classes" in meta:
-            if not meta["num_classes"].isdigit() or int(meta["num_classes"]) < 1:
-                raise ModelError(f"{where}: metadata num_classes must be a positive integer")
-            num_classes = int(meta["num_classes"])
-        elif names:
-            num_classes = len(names)
-        else:
-            raise ModelError(f"{where}: conditional, but no num_classes or class_names metadata")
-        if names is not None and len(names) != num_classes:
-            raise ModelError(f"{where}: {len(names)} class_names for num_classes={num_classes}")
-        class_names = tuple(names) if names else None
-
-    name = meta.get("name") or path.stem
-    if not _NAME.fullmatch(name):
-        raise ModelError(f"{where}: model name {name!r} must match {_NAME.pattern}")
-    return ModelSpec(
-        path=path,
-        name=name,
-        sha256=hashlib.sha256(data).hexdigest(),
-        latent_dim=latent_dim,
-        image_shape=(channels, height, width),
-        conditional=conditional,
-        num_classes=num_classes,
-        class_names=class_names,
-        metadata=meta,
-    )
+        if exc.errno == errno.ENOENT and not model_dir.is_symlink():
+            return []
+        raise ModelError(f"{model_dir}: {_path_problem(model_dir, exc)} (GAN_MODEL_DIR)") from exc
+    for entry in entries:
+        if problem := _not_a_file(entry):
+            raise ModelError(f"{entry}: {problem}")
+    return entries
 
 
-def check_all(paths: Sequence[Path]) -> list[ModelSpec]:
-    """Inspect every file; refuse the set if two files claim one model name."""
-    specs: dict[str, ModelSpec] = {}
-    for path in paths:
-        spec = inspect(path)
-        if spec.name in specs:
-            other = specs[spec.name].path
-            raise ModelError(f"{path}: model name {spec.name!r} is also the name of {other}")
-        specs[spec.name] = spec
-    return list(specs.values())
+def _path_problem(path: Path, exc: OSError) -> str:
+    """What is wrong with `path`, from the error that reaching it raised, in a few words."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return f"broken symlink to {os.readlink(path)}"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file (through symlinks); else what it is, or "missing"."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not path.is_symlink():
+            return "missing"
+        return _path_problem(path, exc)
+    if stat.S_ISDIR(mode):
+        return "a directory, not a model file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+_BUILD_PATH = re.compile(r"(?:/[\w.+-]+)+\.(?:h|hpp|cc|cpp|cu|cuh|c):\d+\s*")
+_CPP_FUNCTION = re.compile(r"\b\w+(?:::[\w~]+)+\([^()]*\)\s*(?:const\s*)?")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+
+
+def runtime_error_line(exc: BaseException, limit: int = 300) -> str:
+    """onnxruntime's error as one short line, without its build paths and C++ signatures
+    (they say nothing to a user and should not reach an unauthenticated /readyz)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ORT_PREFIX.sub("", _CPP_FUNCTION.sub("", _BUILD_PATH.sub("", text)))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def warmup_sizes(max_batch: int) -> list[int]:
@@ -210,7 +111,7 @@ class Generator:
 
     def __init__(
         self,
-        spec: ModelSpec,
+        spec: GeneratorSpec,
         session: ort.InferenceSession,
         requested: Sequence[str],
         *,
@@ -226,6 +127,13 @@ class Generator:
         self.io_binding = self.provider == "cuda" if io_binding is None else io_binding
         self._device = "cuda" if self.provider == "cuda" else "cpu"
         self._pad_to = sorted(pad_to)
+        self.slots = 1  # concurrent runs the service makes on this session (set by load)
+        self.intra_op_threads = 0
+
+    def set_pad_to(self, sizes: Sequence[int]) -> None:
+        """New warm-up sizes (a lowered max batch); padding applies only where it did."""
+        if self._pad_to:
+            self._pad_to = sorted(sizes)
 
     def _padded(self, batch: int) -> int:
         return next((size for size in self._pad_to if size >= batch), batch)
@@ -264,9 +172,42 @@ class Generator:
             z = np.zeros((size, self.spec.latent_dim), np.float32)
             labels = np.zeros(size, np.int64) if self.spec.conditional else None
             started = time.perf_counter()
-            self.run(z, labels)
+            try:
+                self.run(z, labels)
+            except Exception as exc:  # one line naming the file, for the log and /readyz
+                where = self.spec.path
+                reason = runtime_error_line(exc)
+                raise ModelError(f"{where}: warm-up at batch {size} failed: {reason}") from exc
             rate = size / max(time.perf_counter() - started, 1e-9)
         return rate
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's or pod's CPU limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def run_layout(on_gpu: bool, run_slots: int, intra_op_threads: int) -> tuple[int, int]:
+    """(run slots, intra-op threads per run): 0 means auto.
+
+    On the CPU, one slot per core with one intra-op thread each: several small runs in
+    parallel scale across cores where one run on several threads does not. On a GPU, one slot
+    (the device serialises runs; batching does the work) with onnxruntime's default threads.
+    """
+    if on_gpu:
+        return run_slots or 1, intra_op_threads
+    cores = usable_cpus()
+    slots = run_slots or cores
+    return slots, intra_op_threads or max(1, cores // slots)
 
 
 def load(
@@ -275,28 +216,44 @@ def load(
     intra_op_threads: int,
     pad_to: Sequence[int] = (),
     io_binding: bool | None = None,
+    run_slots: int = 0,
+    spec: GeneratorSpec | None = None,
 ) -> Generator:
-    """Check `path` against the contract and open an onnxruntime session on it."""
+    """Open an onnxruntime session on `path`, checked against the contract — by `spec`, its
+    reading at start-up, when given (the file must not have changed since)."""
     data = path.read_bytes()
-    spec = inspect(path, data)
+    if spec is None:
+        spec = inspect(path, data)
+    elif hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise ModelError(f"{path}: changed since start-up; restart gan-serve to serve it")
+    # Providers that cannot work here (no CUDA provider in this build, no GPU, no CUDA
+    # libraries) are left out rather than letting onnxruntime fail loudly; that counts as a
+    # fallback, which choose_providers has already explained in one warning.
+    choice = choose_providers(providers, ort.get_available_providers())
+    slots, threads = run_layout(choice.names[0] == PROVIDERS["cuda"], run_slots, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1  # one run at a time per model; parallelism is intra-op
-    available = set(ort.get_available_providers())
-    wanted = [PROVIDERS[p] for p in providers]
-    # Providers this onnxruntime build lacks are left out (onnxruntime would only warn):
-    # they count as a fallback like a CUDA provider that fails to load.
-    usable = [p for p in wanted if p in available] or [PROVIDERS["cpu"]]
+    options.intra_op_num_threads = threads
+    # Parallelism comes from concurrent runs (slots) on this one session, each on its
+    # calling thread, and from intra-op threads within a run; none from inter-op.
+    options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(data, options, providers=usable)
+        session = ort.InferenceSession(data, options, providers=choice.names)
     except Exception as exc:  # onnxruntime raises its own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = runtime_error_line(exc)  # one line, no build paths
         raise ModelError(f"{path}: onnxruntime cannot load it: {first}") from exc
     pad = pad_to if session.get_providers()[0] == PROVIDERS["cuda"] else ()
-    generator = Generator(spec, session, list(providers), io_binding=io_binding, pad_to=pad)
-    log.info("model %s from %s: provider %s", spec.name, path, generator.provider)
-    if generator.fallback:
+    generator = Generator(spec, session, [choice.preferred], io_binding=io_binding, pad_to=pad)
+    generator.slots, generator.intra_op_threads = slots, threads
+    log.info(
+        "model %s from %s: provider %s, %d run slots of %s intra-op threads",
+        spec.name,
+        path,
+        generator.provider,
+        slots,
+        threads or "onnxruntime's default",
+    )
+    if generator.fallback and choice.reason is None:  # onnxruntime itself fell back
         log.warning(
             "model %s: asked for providers %s but onnxruntime runs it on %s (fallback)",
             spec.name,

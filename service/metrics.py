@@ -7,6 +7,7 @@ names, route templates, status codes, formats and rejection reasons.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,12 +19,27 @@ from prometheus_client import (
 )
 
 REJECT_REASONS = ("overload", "timeout", "cancelled")
+AUTH_REJECT_REASONS = ("unauthorized", "rate_limited")
 
 
 def batch_buckets(max_batch: int) -> tuple[float, ...]:
     """Images per run: powers of two up to max_batch."""
     sizes = {float(1 << k) for k in range(max_batch.bit_length()) if (1 << k) <= max_batch}
     return tuple(sorted(sizes | {float(max_batch)}))
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """The series of one model, looked up once: `labels()` costs microseconds per call, and
+    the request path would otherwise pay it several times per request."""
+
+    queue_depth: Gauge
+    admitted_images: Gauge
+    runs_in_progress: Gauge
+    queue_wait: Histogram
+    inference_duration: Histogram
+    batch_size: Histogram
+    images_generated: Counter
 
 
 class Metrics:
@@ -71,6 +87,18 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("gan_queue_depth", "Images waiting to run.", ["model"], registry=r)
+        self.admitted_images = Gauge(
+            "gan_admitted_images",
+            "Images held by admitted requests, from admission to their last byte sent.",
+            ["model"],
+            registry=r,
+        )
+        self.runs_in_progress = Gauge(
+            "gan_runs_in_progress",
+            "Run slots busy (building inputs, in onnxruntime or encoding).",
+            ["model"],
+            registry=r,
+        )
         self.images_generated = Counter(
             "gan_images_generated", "Images generated.", ["model"], registry=r
         )
@@ -93,11 +121,51 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("gan_ready", "1 when /readyz answers 200.", registry=r)
+        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works
             self.rejected.labels(reason=reason)
+        # -- access control (service/auth.py): reasons only, never a key ----------------------
+        self.auth_rejected = Counter(
+            "gan_auth_rejected",
+            "Requests refused by access control: unauthorized (401), rate_limited (429).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in AUTH_REJECT_REASONS:
+            self.auth_rejected.labels(reason=reason)
 
     def add_model(self, model: str, sha256: str, provider: str, fallback: bool) -> None:
         self.model_info.labels(model=model, sha256=sha256, provider=provider).set(1)
         self.provider_fallback.labels(model=model).set(1 if fallback else 0)
-        self.queue_depth.labels(model=model).set(0)
-        self.images_generated.labels(model=model)
+
+    def for_model(self, model: str) -> ModelMetrics:
+        """The model's series, created at 0 so rate() and alerts see them from the start."""
+        return ModelMetrics(
+            queue_depth=self.queue_depth.labels(model=model),
+            admitted_images=self.admitted_images.labels(model=model),
+            runs_in_progress=self.runs_in_progress.labels(model=model),
+            queue_wait=self.queue_wait.labels(model=model),
+            inference_duration=self.inference_duration.labels(model=model),
+            batch_size=self.batch_size.labels(model=model),
+            images_generated=self.images_generated.labels(model=model),
+        )
+
+    def request_series(self, route: str, status: int) -> tuple[Counter, Histogram]:
+        """gan_requests_total and gan_request_duration_seconds of one route and status,
+        cached (both label sets are bounded: route templates and status codes)."""
+        key = (route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(route=route, status=str(status)),
+                self.request_duration.labels(route=route),
+            )
+            self._request_series[key] = series
+        return series
+
+    def encode_series(self, fmt: str) -> Histogram:
+        series = self._encode_series.get(fmt)
+        if series is None:
+            series = self._encode_series[fmt] = self.encode_duration.labels(format=fmt)
+        return series

@@ -10,14 +10,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The repository's models/ folder, next to the service package (an editable or source
 # install); an installed wheel has none and needs GAN_MODEL_DIR or GAN_MODEL_PATH.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 
-Provider = Literal["cuda", "cpu"]
+# "auto": CUDA where it can work, else the CPU (service.providers.choose_providers).
+Provider = Literal["auto", "cuda", "cpu"]
 
 # Millisecond-scale latencies, from 0.5 ms up to the default request deadline.
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
@@ -40,7 +41,7 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
 
 
 def _default_providers() -> list[Provider]:
-    return ["cuda", "cpu"]
+    return ["auto"]
 
 
 def _split_csv(value: object) -> object:
@@ -77,17 +78,27 @@ class Settings(BaseSettings):
 
     providers: Annotated[list[Provider], NoDecode] = Field(
         default_factory=_default_providers,
-        description="onnxruntime execution providers in order of preference.",
+        description="onnxruntime execution providers in order of preference, or auto.",
     )
     intra_op_threads: int = Field(
-        default=0, ge=0, description="onnxruntime intra-op threads per model (0: its default)."
+        default=0,
+        ge=0,
+        description="onnxruntime intra-op threads per run slot (0: auto, cores / run slots).",
     )
 
     max_batch: int = Field(default=256, ge=1, description="Most images in one onnxruntime run.")
     max_delay_ms: float = Field(
-        default=2.0, ge=0, description="Longest wait for more work before a run that is not full."
+        default=0.0,
+        ge=0,
+        description="Extra wait for more work before a run that is not full, even when a run "
+        "slot is free (0: none; work accumulates only while every slot is busy).",
     )
-    max_queue: int = Field(default=4096, ge=1, description="Most images waiting per model.")
+    max_queue: int = Field(
+        default=4096,
+        ge=1,
+        description="Most images a model holds for admitted requests, from admission to the "
+        "last byte sent.",
+    )
     max_samples: int = Field(default=1024, ge=1, description="Largest n of one request.")
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="Request deadline; work not started by then is dropped."
@@ -96,11 +107,78 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="On SIGTERM, longest wait for queued and running work."
     )
     encode_threads: int = Field(
-        default=2, ge=1, description="Threads that build inputs and encode responses."
+        default=2,
+        ge=1,
+        description="Deprecated and ignored: inputs are built and responses encoded in the "
+        "run slots.",
+    )
+    # -- the request pipeline: run slots, memory budget, deadline grace ----------------------
+    run_slots: int = Field(
+        default=0,
+        ge=0,
+        description="Concurrent onnxruntime runs per model (0: auto, one per CPU core on the "
+        "CPU, one on a GPU).",
+    )
+    memory_budget_mb: int = Field(
+        default=1024,
+        ge=1,
+        description="Memory for images, in MiB: runs' working memory plus everything admitted "
+        "requests hold.",
+    )
+    admission_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a request that does not fit waits for room before its 503 "
+        "(0: refused at once).",
+    )
+    deadline_grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="After the request deadline, how long a request whose images are all "
+        "running may still wait for them before its 504.",
     )
     latency_buckets: Annotated[tuple[float, ...], NoDecode] = Field(
         default=DEFAULT_LATENCY_BUCKETS,
         description="Histogram buckets, in seconds, of the latency metrics.",
+    )
+
+    # -- reliability: slow and idle clients, request size (service/server.py, service/edge.py) --
+    keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="Close a keep-alive connection idle for this long."
+    )
+    read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's head and body must arrive within this time of its first byte "
+        "(of the connection's opening, for the first request); else 408 and close.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Most open connections (lowered to the open-file limit less a reserve); "
+        "beyond it idle ones close, oldest first, or the newcomer gets 503.",
+    )
+    max_header_bytes: int = Field(
+        default=16384, ge=1024, description="Largest request head (request line and headers)."
+    )
+    max_body_bytes: int = Field(default=65536, ge=0, description="Largest request body.")
+
+    # -- access control (service/auth.py); keys are never in the repr, the log or a response ---
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), repr=False, description="API keys, comma-separated; none: no keys needed."
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="A file of API keys, one per line (# comments); adds to api_keys."
+    )
+    metrics_auth: bool = Field(default=False, description="/metrics needs a key too.")
+    rate_limit_images_per_s: float = Field(
+        default=0.0, ge=0, description="Images per second per API key (0: no limit)."
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="Token bucket size in images (default max_samples)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed cross-origin requests (none: CORS off)."
     )
 
     _split_providers = field_validator("providers", mode="before")(_split_csv)
@@ -117,7 +195,9 @@ class Settings(BaseSettings):
     @classmethod
     def _providers_unique(cls, value: list[Provider]) -> list[Provider]:
         if not value or len(set(value)) != len(value):
-            raise ValueError("must name each provider once, e.g. 'cuda,cpu'")
+            raise ValueError("must name each provider once, e.g. 'cuda,cpu', or be 'auto'")
+        if "auto" in value and len(value) > 1:
+            raise ValueError("'auto' stands alone: 'auto', or a list such as 'cuda,cpu'")
         return value
 
     @model_validator(mode="after")
@@ -128,3 +208,40 @@ class Settings(BaseSettings):
                 f"max_queue ({self.max_queue}) must be at least max_samples ({self.max_samples})"
             )
         return self
+
+    # -- access control validators (service/auth.py) ------------------------------------------
+    _split_api_keys = field_validator("api_keys", mode="before")(_split_csv)
+    _split_cors_origins = field_validator("cors_origins", mode="before")(_split_csv)
+
+    def api_key_values(self) -> tuple[str, ...]:
+        """Every API key: GAN_API_KEYS, then the lines of GAN_API_KEYS_FILE (read now)."""
+        keys = [key.get_secret_value() for key in self.api_keys]
+        if self.api_keys_file is not None:
+            keys += read_key_file(self.api_keys_file)
+        return tuple(dict.fromkeys(keys))
+
+    @model_validator(mode="after")
+    def _access_control_is_coherent(self) -> Settings:
+        if self.api_keys_file is not None:
+            read_key_file(self.api_keys_file)  # unreadable or empty: refuse at start
+        if self.rate_limit_images_per_s > 0 and not (self.api_keys or self.api_keys_file):
+            raise ValueError("GAN_RATE_LIMIT_IMAGES_PER_S limits each API key: set GAN_API_KEYS")
+        if self.rate_limit_burst is not None and self.rate_limit_burst < self.max_samples:
+            raise ValueError(
+                f"rate_limit_burst ({self.rate_limit_burst}) must be at least max_samples "
+                f"({self.max_samples}), or the largest request could never pass"
+            )
+        return self
+
+
+def read_key_file(path: Path) -> list[str]:
+    """The keys in `path`: one per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ValueError(f"cannot read the API key file {path}: {reason}") from exc
+    keys = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not keys:
+        raise ValueError(f"the API key file {path} holds no key")
+    return keys

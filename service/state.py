@@ -1,4 +1,4 @@
-"""The state of one service instance: its models, their batchers, readiness and workers.
+"""The state of one service instance: its models, their pipelines, readiness and the drain.
 
 Created by `service.app.create_app`, loaded and closed by its lifespan; routes reach it
 through `request.app.state.service`.
@@ -9,15 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from service import generator
-from service.batcher import ModelBatcher
+import onnx
+
+from service import generator, memory
+from service.admission import Admission, DrainRate, MemoryBudget
+from service.contract import GeneratorSpec, check_all
 from service.errors import Draining, ModelNotFound, NotReady
 from service.generator import Generator, ModelError
+from service.memory import MB, ImageCost
 from service.metrics import Metrics
+from service.pipeline import Pipeline
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -33,28 +38,36 @@ class Status(StrEnum):
 @dataclass
 class ServedModel:
     generator: Generator
-    batcher: ModelBatcher
+    pipeline: Pipeline
+    max_batch: int  # GAN_MAX_BATCH, or less where the memory budget demands it
+    cost: ImageCost
 
 
 class ServiceState:
     """Everything one app instance serves with; created by the factory, run by the lifespan."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, specs: Sequence[GeneratorSpec] | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.specs = list(specs) if specs is not None else None  # read by gan-serve at start
         self.models: dict[str, ServedModel] = {}
         self.default_model: str | None = None
         self.status = Status.STARTING
         self.reason = "loading models"
-        self.active = 0  # /samples requests being answered
+        self.budget = MemoryBudget(settings.memory_budget_mb * MB)
         self._drain_deadline: float | None = None
         self._drained = False
-        self.workers = ThreadPoolExecutor(settings.encode_threads, thread_name_prefix="encode")
         metrics.ready.set(0)
 
     def set_status(self, status: Status, reason: str = "") -> None:
         self.status, self.reason = status, reason
         self.metrics.ready.set(1 if status is Status.READY else 0)
+
+    @property
+    def draining(self) -> bool:
+        return self.status is Status.DRAINING
 
     def model(self, name: str | None) -> ServedModel:
         """The model a request asks for (the default one if None), if the service takes work."""
@@ -70,32 +83,20 @@ class ServiceState:
         return self.models[key]
 
     async def load(self) -> None:
-        """Load, check and warm every model; ready only when all are."""
+        """Load, check, size and warm every model; ready only when all are."""
         s = self.settings
-        sizes = generator.warmup_sizes(s.max_batch)
         try:
-            paths = generator.discover(s.model_dir, s.model_path)
-            if not paths:
-                raise ModelError(f"no *.onnx models in {s.model_dir} (GAN_MODEL_DIR)")
-            for path in paths:
-                gen = await asyncio.to_thread(
-                    generator.load, path, s.providers, s.intra_op_threads, sizes
-                )
-                name = gen.spec.name
-                if name in self.models:
-                    other = self.models[name].generator.spec.path
-                    raise ModelError(f"{path}: model name {name!r} is also the name of {other}")
-                rate = await asyncio.to_thread(gen.warm_up, sizes)
-                batcher = ModelBatcher(
-                    gen,
-                    self.metrics,
-                    max_batch=s.max_batch,
-                    max_delay_s=s.max_delay_ms / 1000,
-                    max_queue=s.max_queue,
-                    images_per_s=rate,
-                )
-                batcher.start()
-                self.models[name] = ServedModel(gen, batcher)
+            specs = self.specs
+            if specs is None:  # built in-process (tests): read the files here, once
+                paths = generator.discover(s.model_dir, s.model_path)
+                if not paths:
+                    raise ModelError(f"no *.onnx models in {s.model_dir} (GAN_MODEL_DIR)")
+                specs = await asyncio.to_thread(check_all, paths)
+            for spec in specs:
+                served = await asyncio.to_thread(self._load_one, spec)
+                name = spec.name
+                self.models[name] = served
+                gen = served.generator
                 self.metrics.add_model(name, gen.spec.sha256, gen.provider, gen.fallback)
             if s.default_model is not None and s.default_model not in self.models:
                 raise ModelError(
@@ -113,24 +114,93 @@ class ServiceState:
             log.info("ready: %s (default %s)", ", ".join(sorted(self.models)), self.default_model)
             self.set_status(Status.READY)
 
+    def _load_one(self, spec: GeneratorSpec) -> ServedModel:
+        """In a thread: open a session, fit its batch to the memory budget, warm it up."""
+        s = self.settings
+        path = spec.path
+        gen = generator.load(
+            path,
+            s.providers,
+            s.intra_op_threads,
+            generator.warmup_sizes(s.max_batch),
+            run_slots=s.run_slots,
+            spec=spec,
+        )
+        cost = ImageCost(
+            held=memory.held_bytes(spec.image_shape, spec.latent_dim),
+            working=memory.working_bytes(onnx.load(str(path)), spec.image_shape),
+        )
+        max_batch, reserve = memory.fit_max_batch(
+            s.max_batch, gen.slots, cost, self.budget.for_requests
+        )
+        if max_batch == 0:
+            raise ModelError(
+                f"{path}: one image needs {(cost.working * gen.slots + cost.held) / MB:.1f} MB "
+                f"on {gen.slots} run slots; GAN_MEMORY_BUDGET_MB={s.memory_budget_mb} leaves "
+                f"{self.budget.for_requests / MB:.1f} MB"
+            )
+        if max_batch < s.max_batch:
+            log.warning(
+                "model %s: max batch lowered from %d to %d to fit GAN_MEMORY_BUDGET_MB=%d "
+                "(%.2f MB per image in a run, %d run slots)",
+                spec.name,
+                s.max_batch,
+                max_batch,
+                s.memory_budget_mb,
+                cost.working / MB,
+                gen.slots,
+            )
+            gen.set_pad_to(generator.warmup_sizes(max_batch))
+        self.budget.reserve(reserve)
+        sizes = generator.warmup_sizes(max_batch)
+        rate = DrainRate(gen.warm_up(sizes) * gen.slots, gen.slots)
+        admission = Admission(
+            spec.name,
+            max_images=s.max_queue,
+            held_bytes_per_image=cost.held,
+            budget=self.budget,
+            rate=rate,
+            metrics=self.metrics,
+        )
+        pipeline = Pipeline(
+            gen,
+            admission,
+            rate,
+            self.metrics,
+            slots=gen.slots,
+            max_batch=max_batch,
+            max_delay_s=s.max_delay_ms / 1000,
+            timeout_s=s.request_timeout_s,
+            grace_s=s.deadline_grace_s,
+            admission_wait_s=s.admission_wait_ms / 1000,
+        )
+        return ServedModel(gen, pipeline, max_batch, cost)
+
+    @property
+    def idle(self) -> bool:
+        """No admitted request is being built, queued, run, encoded or sent."""
+        return all(
+            m.pipeline.idle and m.pipeline.admission.images == 0 for m in self.models.values()
+        )
+
     async def drain(self, timeout_s: float) -> bool:
-        """Stop taking work at once, then wait for queued and running requests to finish."""
+        """Stop taking work at once, then wait for admitted requests to be answered."""
         if self._drain_deadline is None:  # the first call (SIGTERM) sets the one deadline
-            log.info("draining: waiting up to %.1f s for queued and running requests", timeout_s)
+            log.info("draining: waiting up to %.1f s for admitted requests", timeout_s)
             self.set_status(Status.DRAINING, "shutting down")
             self._drain_deadline = time.monotonic() + timeout_s
         deadline = self._drain_deadline
-        while self.active or not all(m.batcher.idle for m in self.models.values()):
+        while not self.idle:
             if time.monotonic() >= deadline:
-                log.warning("drain timed out with %d requests unanswered", self.active)
+                held = sum(m.pipeline.admission.images for m in self.models.values())
+                log.warning("drain timed out with %d images of admitted requests unanswered", held)
                 return False
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         if not self._drained:
             self._drained = True
-            log.info("drained: no request queued or running")
+            log.info("drained: no request queued, running or being sent")
         return True
 
     async def close(self) -> None:
         for served in self.models.values():
-            await served.batcher.stop()
-        self.workers.shutdown(wait=False, cancel_futures=True)
+            await served.pipeline.stop()

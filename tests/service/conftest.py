@@ -1,4 +1,5 @@
-"""Fixtures for the service tests: tiny ONNX generators and real uvicorn servers.
+"""Fixtures for the service tests: tiny ONNX generators (tests/support/onnx_models.py) and
+real uvicorn servers.
 
 Servers run the real app (`create_app`) under a real uvicorn on a free loopback port, in a
 thread of the test process (SIGTERM tests start `python -m service` in a subprocess instead).
@@ -22,16 +23,11 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
+from service.server import Parser, uvicorn_options
 from service.settings import Settings
-from tests.service import models
+from tests.support import onnx_models as models
 
 SLOW_RUN_S = 0.6  # target duration of one run of the slow model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def poll(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
@@ -58,7 +54,7 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 class Server:
     """The real app under a real uvicorn, in a thread, on a free loopback port."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, parser: Parser = "httptools") -> None:
         self.app = create_app(settings)
         self.settings = settings
         self._sock = socket.socket()
@@ -71,6 +67,7 @@ class Server:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,
+            **uvicorn_options(settings, parser=parser),  # the connection layer gan-serve runs
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
@@ -108,7 +105,7 @@ def settings_for(model_dir: Path, **overrides: Any) -> Settings:
         "max_batch": 8,
         "max_samples": 64,
         "max_queue": 256,
-        "encode_threads": 1,
+        "run_slots": 1,  # one run at a time unless a test asks for more: runs are countable
         "drain_timeout_s": 10,
     }
     values.update(overrides)

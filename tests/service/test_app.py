@@ -7,8 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.service import models
 from tests.service.conftest import Server, poll, settings_for
+from tests.support import onnx_models as models
 
 
 def test_readyz_says_starting_until_models_are_warm(
@@ -77,7 +77,9 @@ def test_stopping_the_server_lets_running_and_queued_requests_finish(
     server = Server(settings_for(slow_dir, max_batch=4)).start()
     with ThreadPoolExecutor(2) as pool:
         requests = [pool.submit(server.client.post, "/samples", params={"n": 4}) for _ in range(2)]
-        poll(lambda: server.metric("gan_queue_wait_seconds_count", model="slow") >= 1)
+        # Both requests admitted (the first running, the second queued) before the stop.
+        poll(lambda: server.metric("gan_admitted_images", model="slow") == 8)
+        poll(lambda: server.metric("gan_runs_in_progress", model="slow") == 1)
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         responses = [r.result() for r in requests]

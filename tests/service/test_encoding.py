@@ -1,4 +1,5 @@
-"""Pixel mapping, grid layout, npy layout and content negotiation."""
+"""Response bodies (npy layout, PNG modes) and content negotiation; the pixel mapping and
+the grid layout are the contract's (test_contract.py)."""
 
 from __future__ import annotations
 
@@ -8,45 +9,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import encoding
+from service import contract, encoding
 from service.errors import NotAcceptable
-
-
-def test_to_uint8_maps_minus_one_to_0_and_one_to_255() -> None:
-    images = np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, -2.0], np.float32).reshape(1, 1, 1, 7)
-    assert encoding.to_uint8(images).ravel().tolist() == [0, 64, 128, 191, 255, 255, 0]
-
-
-@pytest.mark.parametrize(
-    ("n", "rows", "cols"),
-    [(1, 1, 1), (2, 1, 2), (3, 2, 2), (5, 2, 3), (16, 4, 4), (17, 4, 5), (1024, 32, 32)],
-)
-def test_grid_is_near_square(n: int, rows: int, cols: int) -> None:
-    assert encoding.grid_shape(n) == (rows, cols)
-
-
-def test_grid_places_image_i_row_major_with_padding() -> None:
-    images = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1).repeat(3, 2).repeat(3, 3) + 1
-    canvas = encoding.grid(images, padding=2)
-    assert canvas.shape == (1, 2 * 5 + 2, 3 * 5 + 2)
-    assert canvas[0, 2, 2] == 1 and canvas[0, 2, 7] == 2 and canvas[0, 7, 2] == 4
-    assert canvas[0, 0, :].max() == 0  # padding is black
 
 
 def test_rgb_images_become_rgb_pngs() -> None:
     images = np.zeros((2, 3, 4, 5), np.float32)
     images[:, 0] = 1.0  # red
-    body = encoding.encode("png", images, model="m", seed=0, seeds=[0, 1], labels=None)
+    pixels = contract.to_uint8(images)
+    body = encoding.encode("png", pixels, model="m", seed=0, seeds=[0, 1], labels=None)
     png = Image.open(io.BytesIO(body))
     assert png.mode == "RGB" and png.getpixel((2, 2)) == (255, 128, 128)
 
 
 def test_npy_layout_is_n_c_h_w_uint8() -> None:
     images = np.linspace(-1, 1, 2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
-    body = encoding.encode("npy", images, model="m", seed=0, seeds=[0, 1], labels=None)
+    pixels = contract.to_uint8(images)
+    body = encoding.encode("npy", pixels, model="m", seed=0, seeds=[0, 1], labels=None)
     array = np.load(io.BytesIO(body), allow_pickle=False)
     assert array.dtype == np.uint8 and array.shape == (2, 3, 4, 5)
-    assert np.array_equal(array, encoding.to_uint8(images))
+    assert np.array_equal(array, contract.to_uint8(images))
 
 
 @pytest.mark.parametrize(
@@ -72,3 +54,18 @@ def test_negotiate_prefers_the_format_parameter() -> None:
 def test_negotiate_refuses_what_it_cannot_write() -> None:
     with pytest.raises(NotAcceptable):
         encoding.negotiate(None, "text/html, image/gif")
+
+
+@pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (3, "RGB"), (4, "RGBA")])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (28, 28), (7, 33), (122, 122)])
+def test_png_files_decode_to_exactly_the_pixels(
+    channels: int, mode: str, height: int, width: int
+) -> None:
+    pixels = np.random.default_rng(height * width).integers(
+        0, 256, (channels, height, width), dtype=np.uint8
+    )
+    decoded = Image.open(io.BytesIO(encoding.png(pixels)))
+    decoded.load()  # checks every chunk's CRC and the zlib stream
+    assert decoded.mode == mode and decoded.size == (width, height)
+    array = np.asarray(decoded).reshape(height, width, channels)  # (H, W, C)
+    assert np.array_equal(array, pixels.transpose(1, 2, 0))

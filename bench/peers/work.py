@@ -1,0 +1,101 @@
+"""The work each peer does per request, the same as gan-serve's for `n=16&format=png`:
+n latent vectors and labels, one onnxruntime run, uint8 pixels, one near-square grid with
+2 px of black padding, one PNG at compress_level=1.
+
+Peers run in their own virtual environments (numpy, isal, onnxruntime and their framework,
+no repository package); from the repository this module imports only `service/png.py`, the
+PNG writer, so that every system does exactly the same encoding work.
+Settings come from the environment the benchmark starts them with: BENCH_MODEL (the ONNX
+file), BENCH_PROVIDER (`cpu` or `cuda`), BENCH_THREADS (intra-op threads, default 1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+# service/png.py needs only numpy and isal: the peers import it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from service.png import encode_png
+
+PADDING = 2
+_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}
+
+
+class Sampler:
+    """One onnxruntime session on the generator and the inputs it takes."""
+
+    def __init__(self, model: str, provider: str = "cpu", threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(model, options, providers=_PROVIDERS[provider])
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.latent_dim = int(inputs["z"].shape[1])
+        self.conditional = "label" in inputs
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.num_classes = int(meta.get("num_classes", 10))
+        self.rng = np.random.default_rng()
+        self.provider = self.session.get_providers()[0]
+
+    @classmethod
+    def from_env(cls) -> Sampler:
+        return cls(
+            os.environ["BENCH_MODEL"],
+            os.environ.get("BENCH_PROVIDER", "cpu"),
+            int(os.environ.get("BENCH_THREADS", "1")),
+        )
+
+    def generate(self, n: int) -> np.ndarray:
+        """(n, C, H, W) uint8 images from fresh random inputs, in one run."""
+        feeds: dict[str, np.ndarray] = {
+            "z": self.rng.standard_normal((n, self.latent_dim), dtype=np.float32)
+        }
+        if self.conditional:
+            feeds["label"] = self.rng.integers(self.num_classes, size=n, dtype=np.int64)
+        (images,) = self.session.run(["image"], feeds)
+        return to_uint8(images)
+
+    def pngs(self, counts: Sequence[int]) -> list[bytes]:
+        """One grid PNG per request of counts[i] images; all images in one run."""
+        images = self.generate(sum(counts))
+        bounds = np.cumsum([0, *counts])
+        return [grid_png(images[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Floats in [-1, 1] -> uint8 pixels, round((x + 1) * 127.5) clipped, as gan-serve does."""
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, padding: int = PADDING) -> np.ndarray:
+    """(n, C, H, W) uint8 -> one (C, H', W') image: ceil(sqrt(n)) columns, row-major."""
+    n, channels, height, width = images.shape
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    cell_h, cell_w = height + padding, width + padding
+    cells = np.zeros((rows * cols, channels, cell_h, cell_w), np.uint8)
+    cells[:n, :, :height, :width] = images
+    canvas = np.zeros((channels, rows * cell_h + padding, cols * cell_w + padding), np.uint8)
+    # (rows, cols, C, h, w) -> (C, rows, h, cols, w): the tiles side by side, one reshape.
+    tiles = cells.reshape(rows, cols, channels, cell_h, cell_w).transpose(2, 0, 3, 1, 4)
+    canvas[:, padding:, padding:] = tiles.reshape(channels, rows * cell_h, cols * cell_w)
+    return canvas
+
+
+def png(image: np.ndarray) -> bytes:
+    """(C, H, W) uint8 -> PNG bytes at compression level 1 (grey, RGB or RGBA by C), with
+    gan-serve's own writer: every system pays the same for its PNG, so the comparison is of
+    the serving, not of the encoder (Pillow's writer would cost a peer ~0.5 ms more)."""
+    return encode_png(image)
+
+
+def grid_png(images: np.ndarray) -> bytes:
+    return png(grid(images))

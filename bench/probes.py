@@ -1,0 +1,247 @@
+"""The service-only probes: the highest open-loop rate held, overload at a multiple of
+capacity (with /healthz probed throughout), a burst of large requests, and clients that
+disconnect early. Each takes a running gan-serve and returns a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.client
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from bench import systems, wrk
+from bench.httpclient import Answer, Connection, raw_request, timed
+from bench.openloop import open_loop, percentiles
+from bench.quiet import Quiet
+
+Wait = Callable[[], Quiet]  # waits for a quiet machine and says what it saw
+HOST = "127.0.0.1"
+
+
+def _raw(server: systems.Server, n: int, fmt: str) -> bytes:
+    request = server.system.request(n, fmt)
+    return raw_request(request.method, request.path, HOST, request.body, request.headers)
+
+
+def open_loop_search(
+    server: systems.Server,
+    wait: Wait,
+    *,
+    n: int,
+    fmt: str,
+    start_rate: float,
+    factor: float,
+    steps: int,
+    step_s: float,
+    p99_ms: float,
+) -> dict[str, Any]:
+    """Step the arrival rate up by `factor` from `start_rate` until a step fails (a non-200
+    answer or p99 over `p99_ms`); the answer is the last rate held. A failing first step
+    halves the start, three times at most."""
+    raw = _raw(server, n, fmt)
+    log: list[dict[str, Any]] = []
+    held: float | None = None
+    rate, retries = start_rate, 0
+    while len(log) < steps:
+        quiet = wait()
+        result = asyncio.run(open_loop(HOST, server.port, raw, rate, step_s))
+        ok_latencies = result.latencies(True)
+        p99 = (percentiles(ok_latencies) or {}).get("p99", float("inf"))
+        passed = set(result.statuses) == {200} and p99 <= p99_ms
+        log.append({**result.as_dict(), "held": passed, "quiet": quiet.as_dict()})
+        if passed:
+            held, rate = rate, rate * factor
+        elif held is None and retries < 3:
+            rate, retries = rate / 2, retries + 1
+        else:
+            break
+    return {
+        "n": n,
+        "format": fmt,
+        "p99_limit_ms": p99_ms,
+        "step_s": step_s,
+        "highest_rate_held": None if held is None else round(held, 1),
+        "steps": log,
+    }
+
+
+def _probe_health(port: int, stop: threading.Event, every_s: float) -> list[Answer]:
+    """GET /healthz every `every_s` on one keep-alive connection until `stop`. Runs in its
+    own thread with blocking sockets, so the load generator's event loop, busy with
+    hundreds of requests, does not delay the probe and inflate its latency."""
+    answers: list[Answer] = []
+    connection: http.client.HTTPConnection | None = None
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            connection = connection or http.client.HTTPConnection(HOST, port, timeout=30)
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            status = answer.status
+        except (OSError, http.client.HTTPException):
+            status, connection = 0, None
+        answers.append(Answer(status, time.perf_counter() - started))
+        stop.wait(every_s)
+    if connection is not None:
+        connection.close()
+    return answers
+
+
+def overload(
+    server: systems.Server,
+    wait: Wait,
+    *,
+    n: int,
+    fmt: str,
+    multiple: float,
+    capacity_s: float,
+    overload_s: float,
+    capacity_connections: int = 32,
+) -> dict[str, Any]:
+    """Capacity: closed-loop req/s at `capacity_connections`; then an open loop at
+    `multiple` × that rate, with /healthz probed every 50 ms throughout."""
+    request = server.system.request(n, fmt)
+    quiet_capacity = wait()
+    capacity = wrk.run(server.base_url, request, capacity_connections, capacity_s)
+    rate = multiple * capacity.requests_per_s
+    ok_per_s = capacity.ok / capacity.seconds if capacity.seconds else 0.0
+
+    quiet = wait()
+    stop = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        health_probe = pool.submit(_probe_health, server.port, stop, 0.05)
+        try:
+            result = asyncio.run(
+                open_loop(HOST, server.port, _raw(server, n, fmt), rate, overload_s)
+            )
+        finally:
+            stop.set()
+        health = health_probe.result()
+    goodput = len(result.latencies(True)) / result.seconds if result.seconds else 0.0
+    return {
+        "n": n,
+        "format": fmt,
+        "multiple": multiple,
+        "capacity": {
+            **capacity.as_dict(),
+            "ok_per_s": round(ok_per_s, 1),
+            "quiet": quiet_capacity.as_dict(),
+        },
+        "overload": {**result.as_dict(), "quiet": quiet.as_dict()},
+        "goodput_ratio": round(goodput / ok_per_s, 3) if ok_per_s else None,
+        "healthz": {
+            "probes": len(health),
+            "statuses": _count(health),
+            "latency_ms": percentiles([a.seconds for a in health]),
+        },
+    }
+
+
+def _count(answers: list[Answer]) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(Counter(a.status for a in answers).items())}
+
+
+def burst(
+    server: systems.Server,
+    wait: Wait,
+    *,
+    clients: int,
+    n: int,
+    fmt: str,
+    deadline_s: float,
+) -> dict[str, Any]:
+    """`clients` requests of n images sent at once; every answer timed; RSS sampled."""
+    raw = _raw(server, n, fmt)
+    quiet = wait()
+    rss_before = systems.rss_mb(server.pid)
+    peak = rss_before or 0.0
+
+    async def run() -> list[Answer]:
+        nonlocal peak
+        due = time.perf_counter()
+        tasks = [
+            asyncio.create_task(timed(HOST, server.port, raw, deadline_s + 30, due))
+            for _ in range(clients)
+        ]
+        while not all(t.done() for t in tasks):
+            peak = max(peak, systems.rss_mb(server.pid) or 0.0)
+            await asyncio.sleep(0.1)
+        return [t.result() for t in tasks]
+
+    answers = asyncio.run(run())
+    time.sleep(3)  # let the allocator give back what it will
+    ok = [a.seconds for a in answers if a.status == 200]
+    rejected = [a.seconds for a in answers if a.status not in (0, 200)]
+    return {
+        "clients": clients,
+        "n": n,
+        "format": fmt,
+        "deadline_s": deadline_s,
+        "statuses": _count(answers),
+        "answered_within_deadline_plus_1s": sum(
+            1 for a in answers if a.status and a.seconds <= deadline_s + 1
+        ),
+        "ok_latency_ms": percentiles(ok),
+        "rejected_latency_ms": percentiles(rejected),
+        "all_latency_ms": percentiles([a.seconds for a in answers]),
+        "rss_mb": {"before": rss_before, "peak": peak, "after": systems.rss_mb(server.pid)},
+        "quiet": quiet.as_dict(),
+    }
+
+
+def disconnects(
+    server: systems.Server,
+    wait: Wait,
+    *,
+    clients: int,
+    n: int,
+    fmt: str,
+    after_s: float,
+    settle_cap_s: float = 90.0,
+) -> dict[str, Any]:
+    """`clients` requests of n images that hang up after `after_s`; then one n = 16
+    request, timed; the share of their images generated comes from
+    gan_images_generated_total once it stops moving."""
+    raw, follow_up = _raw(server, n, fmt), _raw(server, 16, fmt)
+    name = "gan_images_generated_total"
+    quiet = wait()
+    before = systems.metric_total(server.base_url, name)
+
+    async def run() -> Answer:
+        connections = await asyncio.gather(
+            *(Connection.open(HOST, server.port) for _ in range(clients))
+        )
+        await asyncio.gather(*(c.send(raw) for c in connections))
+        await asyncio.sleep(after_s)
+        for connection in connections:
+            connection.close()
+        return await timed(HOST, server.port, follow_up, 120)
+
+    next_answer = asyncio.run(run())
+    settle_started, last = time.monotonic(), -1.0
+    while time.monotonic() - settle_started < settle_cap_s:
+        now = systems.metric_total(server.base_url, name)
+        if now == last:
+            break
+        last = now
+        time.sleep(1.0)
+    generated = last - before - (16 if next_answer.status == 200 else 0)
+    return {
+        "clients": clients,
+        "n": n,
+        "format": fmt,
+        "disconnect_after_ms": after_s * 1000,
+        "images_generated": generated,
+        "share_generated": round(generated / (clients * n), 4),
+        "next_request": {
+            "status": next_answer.status,
+            "latency_ms": round(next_answer.seconds * 1000, 2),
+        },
+        "quiet": quiet.as_dict(),
+    }

@@ -1,0 +1,385 @@
+"""The request pipeline of one model: admit → queue → run (inputs, onnxruntime, pixels,
+encoding) → answer, with deadlines and cancellation at every stage.
+
+A request becomes a `Job` (how many images, how to build the inputs of rows [a, b), how to
+encode the finished pixels) and, once admitted (`service.admission`), a ticket in the model's
+queue. Run slots take work from the head of the queue:
+
+- a slot that is free starts a run at once — no idle wait for more work (unless
+  `GAN_MAX_DELAY_MS` asks for one); work accumulates only while every slot is busy, so a run
+  takes whatever arrived meanwhile: batching comes from load, not from a timer;
+- a run takes at most `max_batch` images and at most its share of what is queued
+  (queued / free slots), so slots free at once split the work instead of one taking all of
+  it, and a large request is split across them;
+- the slot's thread builds the inputs, runs onnxruntime (which releases the GIL), converts to
+  uint8 and, for every request whose last rows it ran, encodes the response body: one thread
+  hop per run, not several per request.
+
+On a CPU the slots are one per core, each running onnxruntime on one intra-op thread: on small
+generators parallel runs scale across cores far better than one run on several threads. On a
+GPU one slot (runs are serialised on the device anyway) and batching does the work.
+
+Every admitted request is answered by its deadline (plus a grace for rows already running):
+rows still queued at the deadline are dropped with `DeadlineExceeded` (504); a client that
+disconnects drops its queued rows, and work on rows already taken is skipped where it has
+not started (the encoding) — only a run already in onnxruntime completes. A failed run fails
+each of its requests once (`InferenceFailed`) and the slot goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from starlette.requests import Request
+
+from service.admission import Admission, DrainRate, Permit
+from service.contract import to_uint8
+from service.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    Draining,
+    InferenceFailed,
+    ServiceError,
+)
+from service.generator import Generator
+from service.metrics import Metrics
+
+log = logging.getLogger("service.pipeline")
+
+Latents = npt.NDArray[np.float32]  # (rows, latent_dim)
+Labels = npt.NDArray[np.int64]  # (rows,)
+Pixels = npt.NDArray[np.uint8]  # (n, C, H, W)
+
+# The scope key under which a request's permits wait for its last byte (see service.app).
+PERMITS_KEY = "ganserve.permits"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one request asks a model for; both callables run in a slot's thread."""
+
+    n: int
+    rows: Callable[[int, int], tuple[Latents, Labels | None]]  # inputs of rows [start, stop)
+    encode: Callable[[Pixels], bytes]  # the response body, once every row has run
+    format: str = "json"  # the label of gan_encode_duration_seconds
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One admitted job on its way through the queue and the slots."""
+
+    job: Job
+    future: asyncio.Future[bytes]
+    pixels: Pixels
+    deadline: float  # time.monotonic() by which it must be answered
+    admitted_at: float
+    next_row: int = 0  # rows before this one have been taken into runs (event loop only)
+    in_flight: int = 0  # runs holding rows of this ticket (event loop only)
+    taken: bool = False  # some rows have been taken (event loop only)
+    error: ServiceError | None = None  # set once dropped; slots skip its remaining work
+    rows_done: int = 0  # rows whose pixels are written (slots, under `lock`)
+    body: bytes | None = None  # the encoded response, set by the slot that ran its last rows
+    encode_s: float = 0.0
+    encode_error: BaseException | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def queued(self) -> int:
+        return self.job.n - self.next_row
+
+
+Slice = tuple[Ticket, int, int]  # rows [start, stop) of a ticket
+
+
+@dataclass
+class RunOutcome:
+    images: int = 0
+    run_s: float = 0.0
+    error: BaseException | None = None
+
+
+def hold_until_sent(request: Request, permit: Permit) -> None:
+    """Keep `permit` until the response's last byte is sent (released by the middleware)."""
+    request.scope.setdefault(PERMITS_KEY, []).append(permit)
+
+
+async def disconnected(request: Request) -> None:
+    """Complete when the client closes the connection (after any body has been read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class Pipeline:
+    """Admission, queue and run slots of one model."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        admission: Admission,
+        rate: DrainRate,
+        metrics: Metrics,
+        *,
+        slots: int,
+        max_batch: int,
+        max_delay_s: float,
+        timeout_s: float,
+        grace_s: float,
+        admission_wait_s: float = 0.0,
+    ) -> None:
+        self.generator = generator
+        self.model = generator.spec.name
+        self.admission = admission
+        self.rate = rate
+        self.metrics = metrics
+        self.series = metrics.for_model(self.model)
+        self.slots = slots
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.timeout_s = timeout_s
+        self.grace_s = grace_s
+        self.admission_wait_s = admission_wait_s
+        self._queue: deque[Ticket] = deque()
+        self._depth = 0  # images queued, not yet taken into a run
+        self._free = slots
+        self._delayed: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._executor = ThreadPoolExecutor(slots, thread_name_prefix=f"run-{self.model}")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the request side --------------------------------------------------------------------
+
+    async def run(self, job: Job, request: Request) -> bytes:
+        """Admit `job` (or raise QueueFull / TooLarge), then answer it: the response body."""
+        permit = await self.admission.admit(job.n, self.admission_wait_s)
+        hold_until_sent(request, permit)
+        return await self.generate(job, disconnected(request))
+
+    async def generate(self, job: Job, gone: Awaitable[Any] | None = None) -> bytes:
+        """Queue an admitted job and wait for its body, its deadline or `gone` (a disconnect)."""
+        ticket = self._enqueue(job)
+        watcher = asyncio.ensure_future(gone) if gone is not None else None
+        waiting: set[asyncio.Future[Any]] = {ticket.future}
+        if watcher is not None:
+            waiting.add(watcher)
+        try:
+            timeout = max(ticket.deadline - time.monotonic(), 0.0)
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when="FIRST_COMPLETED")
+            if not done and not ticket.queued:
+                # Every row is running or encoding: that ends within a run; give it the grace.
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.grace_s, return_when="FIRST_COMPLETED"
+                )
+            if not done:
+                error = DeadlineExceeded(f"deadline of a {self.model} request passed")
+                self.drop(ticket, error)
+                raise error
+            if ticket.future in done:
+                return ticket.future.result()
+            self.drop(ticket, Cancelled("client disconnected"))
+            raise Cancelled("client disconnected")
+        except asyncio.CancelledError:
+            self.drop(ticket, Cancelled("request cancelled"))
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    def _enqueue(self, job: Job) -> Ticket:
+        if self._closed:
+            raise Draining("service shut down before this request ran")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        now = time.monotonic()
+        pixels = np.empty((job.n, *self.generator.spec.image_shape), np.uint8)
+        ticket = Ticket(job, loop.create_future(), pixels, now + self.timeout_s, now)
+        self._queue.append(ticket)
+        self._set_depth(self._depth + job.n)
+        self._dispatch()
+        return ticket
+
+    def drop(self, ticket: Ticket, error: ServiceError) -> None:
+        """Take the ticket's queued rows out and stop its remaining work; nobody waits for it."""
+        if ticket.error is not None or ticket.future.done():
+            return
+        if isinstance(error, DeadlineExceeded):
+            self.metrics.rejected.labels(reason="timeout").inc()
+        elif isinstance(error, Cancelled):
+            self.metrics.rejected.labels(reason="cancelled").inc()
+        ticket.error = error
+        if ticket.queued:
+            self._set_depth(self._depth - ticket.queued)
+            ticket.next_row = ticket.job.n
+            self._queue.remove(ticket)
+        ticket.future.cancel()  # the waiter raises `error` itself
+
+    # -- scheduling (event loop) -------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return self._depth == 0 and self._free == self.slots
+
+    def _dispatch(self) -> None:
+        """Start runs on free slots while there is queued work."""
+        while self._free and self._queue and not self._closed:
+            if self._should_wait():
+                return
+            batch = self._take()
+            if not batch:
+                continue
+            self._free -= 1
+            self.series.runs_in_progress.set(self.slots - self._free)
+            self.rate.busy(time.monotonic())
+            self._executor.submit(self._work, batch)
+
+    def _should_wait(self) -> bool:
+        """With GAN_MAX_DELAY_MS > 0, hold a run that is not full until the oldest has waited."""
+        if self.max_delay_s <= 0 or self._depth >= self.max_batch:
+            return False
+        left = self._queue[0].admitted_at + self.max_delay_s - time.monotonic()
+        if left <= 0:
+            return False
+        if self._delayed is None:
+            self._delayed = asyncio.get_running_loop().call_later(left, self._wake)
+        return True
+
+    def _wake(self) -> None:
+        self._delayed = None
+        self._dispatch()
+
+    def _take(self) -> list[Slice]:
+        """The next run: at most max_batch images and at most a fair share of the queue (split
+        among the slots free now; a busy slot takes its share when it is free again)."""
+        share = math.ceil(self._depth / max(self._free, 1))
+        room = min(self.max_batch, max(share, 1))
+        batch: list[Slice] = []
+        now = time.monotonic()
+        while self._queue and room:
+            ticket = self._queue[0]
+            if ticket.deadline <= now:
+                self.drop(ticket, DeadlineExceeded(f"deadline of a {self.model} request passed"))
+                continue
+            start = ticket.next_row
+            stop = min(ticket.job.n, start + room)
+            batch.append((ticket, start, stop))
+            ticket.next_row = stop
+            ticket.in_flight += 1
+            room -= stop - start
+            if not ticket.taken:
+                ticket.taken = True
+                self.series.queue_wait.observe(now - ticket.admitted_at)
+            if stop == ticket.job.n:
+                self._queue.popleft()
+        self._set_depth(self._depth - sum(b - a for _, a, b in batch))
+        return batch
+
+    def _finished(self, batch: list[Slice], outcome: RunOutcome) -> None:
+        """Back on the event loop after a run: answer whoever is complete, start more work."""
+        self._free += 1
+        self.series.runs_in_progress.set(self.slots - self._free)
+        now = time.monotonic()
+        if outcome.error is None:
+            self.series.inference_duration.observe(outcome.run_s)
+            self.series.batch_size.observe(outcome.images)
+            self.series.images_generated.inc(outcome.images)
+            self.rate.record(now, outcome.images, outcome.run_s)
+        else:
+            log.error(
+                "model %s: run of %d slices failed: %s: %s",
+                self.model,
+                len(batch),
+                type(outcome.error).__name__,
+                outcome.error,
+            )
+        for ticket, _, _ in batch:
+            ticket.in_flight -= 1
+            if ticket.future.done():
+                continue
+            if outcome.error is not None:
+                self._fail(ticket, InferenceFailed(f"model {self.model}: inference failed"))
+            elif ticket.encode_error is not None:
+                self._fail(ticket, InferenceFailed(f"model {self.model}: encoding failed"))
+            elif ticket.body is not None:
+                self.metrics.encode_series(ticket.job.format).observe(ticket.encode_s)
+                ticket.future.set_result(ticket.body)
+        self._dispatch()
+        if self.idle:
+            self.rate.idle()
+
+    def _fail(self, ticket: Ticket, error: ServiceError) -> None:
+        """Fail a ticket whose waiter still waits: its queued rows go, the waiter gets `error`."""
+        if ticket.queued:
+            self._set_depth(self._depth - ticket.queued)
+            ticket.next_row = ticket.job.n
+            self._queue.remove(ticket)
+        ticket.error = error
+        ticket.future.set_exception(error)
+
+    # -- the slot's thread -------------------------------------------------------------------
+
+    def _work(self, batch: list[Slice]) -> None:
+        outcome = RunOutcome()
+        try:
+            self._run(batch, outcome)
+        except Exception as exc:
+            outcome.error = exc
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._finished, batch, outcome)
+
+    def _run(self, batch: list[Slice], outcome: RunOutcome) -> None:
+        live = [(t, a, b) for t, a, b in batch if t.error is None]
+        if not live:
+            return
+        parts = [t.job.rows(a, b) for t, a, b in live]
+        z = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        labels: Labels | None = None
+        if self.generator.spec.conditional:
+            pieces = [p[1] for p in parts if p[1] is not None]
+            labels = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        started = time.perf_counter()
+        images = self.generator.run(z, labels)
+        outcome.run_s = time.perf_counter() - started
+        outcome.images = int(z.shape[0])
+        pixels = to_uint8(images)
+        offset = 0
+        for ticket, a, b in live:
+            ticket.pixels[a:b] = pixels[offset : offset + b - a]
+            offset += b - a
+            with ticket.lock:
+                ticket.rows_done += b - a
+                complete = ticket.rows_done == ticket.job.n
+            if complete and ticket.error is None:
+                encode_started = time.perf_counter()
+                try:
+                    ticket.body = ticket.job.encode(ticket.pixels)
+                except Exception as exc:
+                    log.error("model %s: encoding failed: %r", self.model, exc)
+                    ticket.encode_error = exc
+                ticket.encode_s = time.perf_counter() - encode_started
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop taking work; requests still queued are answered `Draining`."""
+        self._closed = True
+        if self._delayed is not None:
+            self._delayed.cancel()
+        for ticket in list(self._queue):
+            if not ticket.future.done():
+                self._fail(ticket, Draining("service shut down before this request ran"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _set_depth(self, depth: int) -> None:
+        self._depth = depth
+        self.series.queue_depth.set(depth)
