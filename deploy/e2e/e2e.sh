@@ -11,7 +11,7 @@
 #                     public registries may be unreachable
 #   PROMETHEUS_IMAGE  default: ganserve-prometheus:debian, built from Debian's package when missing
 #   MODELS_DIR        models to serve; default: models/ when it holds *.onnx, else a tiny test
-#                     generator made by tests.deploy.tiny_model (so the stack is tested
+#                     generator made by tests.support.onnx_models (so the stack is tested
 #                     before the trained models ship)
 #   BUILD_CA_FILE     CA bundle for pip in the build (TLS-intercepting proxies); default: the
 #                     system bundle /etc/ssl/certs/ca-certificates.crt when present
@@ -85,7 +85,7 @@ if [ -z "${MODELS_DIR:-}" ]; then
         log "serving the shipped models: $(cd models && echo *.onnx)"
     else
         MODELS_DIR="$work/models"
-        "$python" -m tests.deploy.tiny_model "$MODELS_DIR" >/dev/null
+        "$python" -m tests.support.onnx_models "$MODELS_DIR" >/dev/null
         log "models/ has no *.onnx yet: serving a tiny test generator instead"
     fi
 fi
@@ -129,6 +129,23 @@ healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$("${compose[@]}"
 wait_for 180 "the api's /readyz" curl -fsS "$api/readyz"
 wait_for 60 "the compose healthcheck to report healthy" healthy
 log "api ready: $(curl -fsS "$api/readyz")"
+
+# The running container (reliability): its root filesystem is read-only, /tmp is the only
+# writable place, and it runs as the image's non-root user (docker-compose.yml, read_only).
+"${compose[@]}" exec -T api python -c '
+import os, tempfile
+assert os.getuid() == 10001, os.getuid()
+for path in ("/opt/ganserve/probe", "/probe"):
+    try:
+        open(path, "w")
+    except OSError as exc:
+        assert exc.errno == 30, exc  # EROFS: read-only file system
+    else:
+        raise AssertionError(f"{path} is writable")
+with tempfile.NamedTemporaryFile(dir="/tmp"):
+    pass
+' || fail "container not read-only, or not non-root"
+log "running container: read-only root, writable /tmp only, uid 10001"
 
 # ---- 5. the quick start's request -----------------------------------------------------------
 curl -fsS -X POST "$api/samples?n=16&format=png" -D "$work/headers" -o "$work/samples.png"

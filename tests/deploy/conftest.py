@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.deploy import tiny_model
+from tests.support import onnx_models
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -33,15 +32,10 @@ def require(tool: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding one tiny conditional generator (tests/deploy/tiny_model.py)."""
+    """A directory holding one tiny conditional generator, `deploy-test`
+    (tests/support/onnx_models.py)."""
     directory = tmp_path_factory.mktemp("models")
-    tiny_model.build(directory)
+    onnx_models.deploy_model(directory)
     return directory

@@ -2,7 +2,7 @@
 Prometheus that scraped a real service under load: each must run without error and return
 data. A typo in a metric or label name, or a label the service does not set, fails here.
 
-The service is `python -m service` on a tiny model (tests/deploy/tiny_model.py) on a free
+The service is `python -m service` on a tiny model (tests/support/onnx_models.py) on a free
 loopback port; Prometheus is Debian's binary with deploy/prometheus/prometheus.yml, its
 target moved to that port and its intervals to 1 s, so the alert rules load as shipped.
 The load is a few client threads, bounded in time and count, all on loopback.
@@ -24,8 +24,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, REPO, free_port, require
+from tests.deploy.conftest import DEPLOY, REPO, require
 from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs
+from tests.support.ports import free_port
 
 LOAD_THREADS = 3
 LOAD_MAX_S = 120.0  # hard stop, even if a test hangs

@@ -11,7 +11,8 @@ import httpx
 
 from service.app import create_app
 from service.metrics import Metrics
-from tests.service.conftest import Server, free_port, poll, settings_for
+from tests.service.conftest import Server, poll, settings_for
+from tests.support.ports import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"  # Debian's `prometheus` package (installed by .ci/run)
 

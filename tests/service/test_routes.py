@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from service import seeding
-from service.encoding import GRID_PADDING, grid_shape
+from service.contract import GRID_PADDING, grid_shape
 from tests.service.conftest import Server, settings_for
-from tests.service.models import CLASS_NAMES
+from tests.support.onnx_models import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
