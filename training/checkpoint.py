@@ -90,8 +90,9 @@ class RunSaver:
     """Writes a run's checkpoints: last.pt always, epoch-XXXX.pt at epoch ends (the newest
     `keep` kept). Only the main process writes; the others return at once."""
 
-    def __init__(self, directory: Path, run_fields: dict[str, Any], keep: int,
-                 is_main: bool) -> None:
+    def __init__(
+        self, directory: Path, run_fields: dict[str, Any], keep: int, is_main: bool
+    ) -> None:
         self.directory = directory
         self.run_fields = run_fields  # the same in every checkpoint of the run
         self.keep = keep

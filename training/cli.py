@@ -1,32 +1,31 @@
-"""Command lines of the training package: gan-train, gan-export, gan-evaluate.
+"""Command lines of the training package: gan-train and gan-export (gan-evaluate is
+`evaluation.cli`).
 
-Every user error ends as one line on stderr and exit code 2; `main(argv)` functions take
-an argument list so tests call them in-process. ``python -m training.cli`` is gan-train
-(which is what ``torchrun -m training.cli`` runs).
+Every user error ends as one line on stderr and exit code 2 (`service.console`);
+`main(argv)` functions take an argument list so tests call them in-process.
+``python -m training.cli`` is gan-train (which is what ``torchrun -m training.cli`` runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import NoReturn
+from pathlib import Path
 
-from training.config import DEVICES, LOSSES, TrainConfig
-from training.data import DATASETS, DataError
+from service.console import OneLineParser, fail
+from training.config import (
+    AUGMENTATIONS,
+    DEVICES,
+    G_CONDITIONINGS,
+    IMAGE_SIZES,
+    LOSSES,
+    UPSAMPLINGS,
+    TrainConfig,
+)
+from training.data import TRAIN_DATASETS, DataError
 from training.models import ARCHS
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as a single line (no usage dump), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def fail(prog: str, message: str) -> NoReturn:
-    sys.stderr.write(f"{prog}: error: {message}\n")
-    raise SystemExit(2)
 
 
 def _positive(kind: type[int] | type[float], minimum: float = 1) -> object:
@@ -53,6 +52,16 @@ def _unit_interval(text: str) -> float:
     return value
 
 
+def _augmentations(text: str) -> str:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown policy {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
+        )
+    return ",".join(names)
+
+
 def train_parser() -> OneLineParser:
     d = TrainConfig()
     p = OneLineParser(
@@ -62,74 +71,163 @@ def train_parser() -> OneLineParser:
     )
     a = p.add_argument
     a("--out", metavar="RUN", help=f"run directory (default {d.out})")
-    a("--dataset", choices=DATASETS, help=f"training data (default {d.dataset})")
-    a("--data-dir", help="directory of idx files (default $GAN_DATA_DIR, else "
-      "/usr/share/datasets/fashion-mnist for fashion-mnist)")
+    a(
+        "--dataset",
+        choices=TRAIN_DATASETS,
+        help=f"training data; folder: your own PNG/JPEG files in --data-dir (default {d.dataset})",
+    )
+    a(
+        "--data-dir",
+        help="directory of idx files, or of images for --dataset folder (one "
+        "subfolder per class, or flat for an unconditional model) (default $GAN_DATA_DIR, "
+        "else /usr/share/datasets/fashion-mnist for fashion-mnist)",
+    )
+    a(
+        "--image-size",
+        type=int,
+        choices=IMAGE_SIZES,
+        help="--dataset folder: side images "
+        "are centre-cropped and resized to (default: the largest not above the files')",
+    )
+    a(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        help="--dataset folder: 1 grayscale or 3 RGB (default: 3 if any file has colour, else 1)",
+    )
+    a(
+        "--skip-bad-files",
+        action="store_true",
+        help="--dataset folder: skip (and count) files that cannot be decoded instead of stopping",
+    )
     a("--arch", choices=ARCHS, help=f"model family (default {d.arch})")
     a("--conditional", action="store_true", help="class-conditional G and projection D")
     a("--latent-dim", type=_positive(int), help=f"size of z (default {d.latent_dim})")
     a("--g-width", type=_positive(int), help="generator width (mlp 256, dcgan 32)")
     a("--d-width", type=_positive(int), help="discriminator width (mlp 256, dcgan 32)")
-    a("--loss", choices=LOSSES, help=f"generator objective (default {d.loss})")
-    a("--d-steps", type=_positive(int), help="discriminator steps k per generator step "
-      f"(default {d.d_steps})")
+    a(
+        "--loss",
+        choices=LOSSES,
+        help="objective: the paper's minimax, its non-saturating G "
+        f"loss, or the hinge loss (default {d.loss})",
+    )
+    a(
+        "--d-steps",
+        type=_positive(int),
+        help=f"discriminator steps k per generator step (default {d.d_steps})",
+    )
     a("--epochs", type=_positive(int), help=f"passes over the data (default {d.epochs})")
     a("--max-steps", type=_positive(int), help="stop after this many generator steps")
     a("--batch-size", type=_positive(int), help="minibatch size m (mlp 100, dcgan 128)")
     a("--lr", type=_positive(float, 1e-12), help="Adam learning rate (default 2e-4)")
     a("--beta1", type=_unit_interval, help="Adam beta1 (default 0.5)")
     a("--beta2", type=_unit_interval, help="Adam beta2 (default 0.999)")
-    a("--ema-decay", type=_unit_interval, help="EMA of G's weights, 0 = off "
-      "(dcgan 0.999, mlp 0)")
+    a("--g-lr", type=_positive(float, 1e-12), help="G's learning rate (default: --lr)")
+    a(
+        "--d-lr",
+        type=_positive(float, 1e-12),
+        help="D's learning rate (default: --lr); "
+        "e.g. --g-lr 1e-4 --d-lr 4e-4 for two time-scale updates (TTUR)",
+    )
+    a("--ema-decay", type=_unit_interval, help="EMA of G's weights, 0 = off (dcgan 0.999, mlp 0)")
+    a(
+        "--g-cond",
+        choices=G_CONDITIONINGS,
+        help="how a conditional dcgan G sees the label: "
+        "embedding concatenated to z, or class-conditional BatchNorm "
+        f"(default {d.g_cond})",
+    )
+    a(
+        "--upsample",
+        choices=UPSAMPLINGS,
+        help="dcgan G's upsampling: transposed 4×4 convs, "
+        f"or nearest-neighbour upsampling + 3×3 conv (default {d.upsample})",
+    )
+    a("--spectral-norm", action="store_true", help="spectral normalisation on every D layer")
+    a(
+        "--diffaugment",
+        type=_augmentations,
+        metavar="POLICIES",
+        help=f"DiffAugment policies for every D input, comma-separated from "
+        f"{','.join(AUGMENTATIONS)} (default: none)",
+    )
+    a(
+        "--standing-stats",
+        type=_positive(int, 0),
+        metavar="PASSES",
+        help="re-estimate the sampled G's BatchNorm statistics from PASSES train-mode "
+        "batches before sample grids and export, 0 = off (dcgan 200, mlp 0)",
+    )
     a("--seed", type=_positive(int, 0), help=f"random seed (default {d.seed})")
     a("--device", choices=DEVICES, help=f"auto picks CUDA when available (default {d.device})")
     a("--log-every", type=_positive(int), help=f"steps per metrics line (default {d.log_every})")
-    a("--checkpoint-every", type=_positive(int),
-      help=f"steps between last.pt writes (default {d.checkpoint_every})")
+    a(
+        "--checkpoint-every",
+        type=_positive(int),
+        help=f"steps between last.pt writes (default {d.checkpoint_every})",
+    )
     a("--keep", type=_positive(int), help=f"epoch checkpoints kept (default {d.keep})")
     a("--threads", type=_positive(int), help="torch CPU threads (default: torch's choice)")
-    a("--resume", action="store_true", help="continue RUN from checkpoints/last.pt")
+    a(
+        "--resume",
+        action="store_true",
+        help="continue RUN from checkpoints/last.pt (with no "
+        "checkpoint yet: start it over, keeping files a run does not write)",
+    )
+    a(
+        "--resume-from",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue RUN from this "
+        "checkpoint, e.g. RUN/checkpoints/epoch-0003.pt when last.pt is damaged",
+    )
     a("--overwrite", action="store_true", help="replace an existing run in RUN")
     a("--dry-run", action="store_true", help="print the resolved config and exit")
     return p
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    from training.train import TrainingError, resolve_config, train
+    from training.restarts import saved_config
+    from training.train import TrainingError, train
 
     parser = train_parser()
-    args = vars(parser.parse_args(argv))
-    resume, overwrite, dry_run = (bool(args.pop(k, False)) for k in
-                                  ("resume", "overwrite", "dry_run"))
+    given = vars(parser.parse_args(argv))  # only the flags on the command line (SUPPRESS)
+    resume, overwrite, dry_run = (
+        bool(given.pop(k, False)) for k in ("resume", "overwrite", "dry_run")
+    )
+    resume_from: Path | None = given.pop("resume_from", None)
+    resume = resume or resume_from is not None
     if resume and overwrite:
         fail(parser.prog, "--resume and --overwrite contradict each other; pick one")
-    config = TrainConfig(**args)
-    explicit = set(args)
     try:
+        config = TrainConfig(**given)
+        if resume:  # the saved run's options, with those given here on top
+            saved = saved_config(Path(config.out), resume_from)
+            if saved is not None:
+                config = dataclasses.replace(saved, **given)
         if dry_run:
-            resolved, _ = resolve_config(config, explicit, resume)
-            print(json.dumps(resolved.to_dict(), indent=2))
+            print(json.dumps(config.resolve().to_dict(), indent=2))
             return 0
-        result = train(config, explicit, resume=resume, overwrite=overwrite)
+        result = train(config, resume=resume, overwrite=overwrite, resume_from=resume_from)
     except (TrainingError, DataError) as error:
         fail(parser.prog, str(error))
     if result.interrupted:
-        print(f"interrupted at step {result.step}; checkpoint written. Resume with:\n"
-              f"  gan-train --out {result.run_dir} --resume", file=sys.stderr)
+        print(
+            f"interrupted at step {result.step}; checkpoint written. Resume with:\n"
+            f"  gan-train --out {result.run_dir} --resume",
+            file=sys.stderr,
+        )
     else:
-        print(f"done: {result.step} steps, {result.epoch} epochs in {result.run_dir}",
-              file=sys.stderr)
+        print(
+            f"done: {result.step} steps ({result.epoch} full epochs + "
+            f"{result.batch_in_epoch} steps) in {result.run_dir}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def export_main(argv: list[str] | None = None) -> int:
     from training.export import main
-
-    return main(argv)
-
-
-def evaluate_main(argv: list[str] | None = None) -> int:
-    from training.evaluate import main
 
     return main(argv)
 

@@ -1,7 +1,9 @@
-"""Training data: MNIST-format idx files (Fashion-MNIST, MNIST) and a synthetic set for tests.
+"""Training data: MNIST-format idx files (Fashion-MNIST, MNIST), folders of your own
+PNG/JPEG images (training/folder.py) and a synthetic set for tests.
 
-Every data set is held in memory as uint8 images ``(N, H, W)`` and int64 labels ``(N,)``;
-`to_tensor_dataset` scales images to [-1, 1], the generator's tanh range.
+Every data set is held in memory as uint8 images ``(N, H, W)`` (idx, one channel) or
+``(N, C, H, W)`` (folders) and int64 labels ``(N,)``; `to_unit_range` scales images to
+[-1, 1], the generator's tanh range.
 
     python -m training.data --dataset fashion-mnist   # prints what was found
 """
@@ -21,11 +23,20 @@ DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "GAN_DATA_DIR"
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES = tuple(str(digit) for digit in range(10))
-DATASETS = ("fashion-mnist", "mnist", "fake")
+DATASETS = ("fashion-mnist", "mnist", "fake")  # those with a test split (evaluation)
+TRAIN_DATASETS = (*DATASETS, "folder")
 SPLITS = ("train", "test")
 
 _IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -41,13 +52,18 @@ class DataError(ValueError):
 class ImageDataset:
     name: str
     split: str
-    images: np.ndarray  # (N, H, W) uint8
+    images: np.ndarray  # (N, H, W) or (N, C, H, W) uint8
     labels: np.ndarray  # (N,) int64
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...]  # () when the data has no labels (a flat image folder)
+    files_digest: str = ""  # image folders: a digest of the files themselves
+    skipped_files: int = 0  # image folders: unreadable files skipped (--skip-bad-files)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (1, int(self.images.shape[1]), int(self.images.shape[2]))
+        if self.images.ndim == 3:
+            return (1, int(self.images.shape[1]), int(self.images.shape[2]))
+        channels, height, width = self.images.shape[1:]
+        return (int(channels), int(height), int(width))
 
     @property
     def num_classes(self) -> int:
@@ -60,6 +76,7 @@ class ImageDataset:
         """sha256 prefix of images and labels: tells two data sets apart in checkpoints."""
         digest = hashlib.sha256()
         digest.update(f"{self.name}:{self.split}:{self.images.shape}".encode())
+        digest.update(self.files_digest.encode())
         digest.update(np.ascontiguousarray(self.images).tobytes())
         digest.update(np.ascontiguousarray(self.labels).astype("<i8").tobytes())
         return digest.hexdigest()[:16]
@@ -81,23 +98,32 @@ def default_data_dir(dataset: str) -> Path | None:
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, split: str = "train", fake_size: int = 2048
+    name: str,
+    data_dir: str | Path | None = None,
+    split: str = "train",
+    fake_size: int = 2048,
+    image_size: int | None = None,
+    channels: int | None = None,
+    skip_bad_files: bool = False,
 ) -> ImageDataset:
-    """Load `split` of data set `name`; raises `DataError` with one readable line."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    """Load `split` of data set `name`; raises `DataError` with one readable line.
+    `image_size`, `channels` and `skip_bad_files` apply to image folders only."""
+    if name not in TRAIN_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(TRAIN_DATASETS)}")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if name == "fake":
         return make_fake_dataset(fake_size, seed=0 if split == "train" else 1, split=split)
+    given = data_dir is not None or bool(os.environ.get(DATA_DIR_ENV))
     directory = Path(data_dir) if data_dir is not None else default_data_dir(name)
     if directory is None:
-        raise DataError(
-            f"--dataset {name} needs --data-dir (or {DATA_DIR_ENV}) pointing at its idx files"
-        )
+        what = "a folder of PNG/JPEG images" if name == "folder" else "its idx files"
+        raise DataError(f"--dataset {name} needs --data-dir (or {DATA_DIR_ENV}) pointing at {what}")
+    if name == "folder":
+        return _load_folder(directory, split, image_size, channels, skip_bad_files)
     prefix = _SPLIT_PREFIX[split]
-    images_path = _find_idx(directory, f"{prefix}-images-idx3-ubyte", name)
-    labels_path = _find_idx(directory, f"{prefix}-labels-idx1-ubyte", name)
+    images_path = _find_idx(directory, f"{prefix}-images-idx3-ubyte", name, given)
+    labels_path = _find_idx(directory, f"{prefix}-labels-idx1-ubyte", name, given)
     images = read_idx_images(images_path)
     labels = read_idx_labels(labels_path)
     if len(images) != len(labels):
@@ -111,15 +137,43 @@ def load_dataset(
     return ImageDataset(name, split, images, labels, classes)
 
 
-def _find_idx(directory: Path, stem: str, dataset: str) -> Path:
+def _load_folder(
+    directory: Path, split: str, image_size: int | None, channels: int | None, skip_bad_files: bool
+) -> ImageDataset:
+    from training.folder import FolderError, load_folder
+
+    if split != "train":
+        raise DataError("--dataset folder has no test split")
+    try:
+        folder = load_folder(directory, image_size, channels, skip_bad_files)
+    except FolderError as error:
+        raise DataError(str(error)) from None
+    return ImageDataset(
+        "folder",
+        split,
+        folder.images,
+        folder.labels,
+        folder.class_names,
+        folder.files_digest,
+        folder.skipped,
+    )
+
+
+def _find_idx(directory: Path, stem: str, dataset: str, given: bool) -> Path:
+    """The idx file (or its .gz) in `directory`; `given`: the user named the directory."""
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    hint = (
-        "install it with `apt-get install dataset-fashion-mnist` or pass --data-dir"
-        if dataset == "fashion-mnist"
-        else "pass --data-dir with the MNIST idx files"
-    )
+    if given:
+        hint = f"is --data-dir (or {DATA_DIR_ENV}) the directory holding the {dataset} files?"
+        if dataset == "fashion-mnist":
+            hint += (
+                f" `apt-get install dataset-fashion-mnist` puts them in {DEBIAN_FASHION_MNIST_DIR}"
+            )
+    elif dataset == "fashion-mnist":
+        hint = "install it with `apt-get install dataset-fashion-mnist` or pass --data-dir"
+    else:
+        hint = "pass --data-dir with the MNIST idx files"
     raise DataError(f"{stem}[.gz] not found in {directory}: {hint}")
 
 
@@ -192,8 +246,11 @@ def make_fake_dataset(size: int = 2048, seed: int = 0, split: str = "train") -> 
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, H, W)`` → float32 ``(N, 1, H, W)`` in [-1, 1]."""
-    return (images.astype(np.float32)[:, None] / 127.5) - 1.0
+    """uint8 ``(N, H, W)`` or ``(N, C, H, W)`` → float32 ``(N, C, H, W)`` in [-1, 1]."""
+    pixels = images.astype(np.float32)
+    if pixels.ndim == 3:
+        pixels = pixels[:, None]
+    return pixels / 127.5 - 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for split in SPLITS:
             data = load_dataset(args.dataset, args.data_dir, split)
-            print(f"{data.name} {split}: {len(data)} images {data.image_shape}, "
-                  f"fingerprint {data.fingerprint()}")
+            print(
+                f"{data.name} {split}: {len(data)} images {data.image_shape}, "
+                f"fingerprint {data.fingerprint()}"
+            )
     except DataError as error:
         parser.exit(2, f"error: {error}\n")
     return 0

@@ -24,13 +24,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from service import contract
+from service.console import OneLineParser, fail
+from service.contract import Keys
 from training import checkpoint
-from training.cli import OneLineParser, fail
 from training.config import TrainConfig
 from training.data import class_names_for
+from training.exporter_notices import no_torchvision_notices
 from training.models import ModelSpec, build_models
+from training.standing import with_standing_statistics
 
-CONTRACT_VERSION = "1"
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 7, 64)
 
@@ -72,6 +75,8 @@ def load_generator(path: Path, use_ema: bool) -> tuple[nn.Module, ModelSpec, dic
     generator.load_state_dict(weights)
     state["class_names"] = classes
     state["weights"] = "ema" if weights is state.get("generator_ema") else "raw"
+    # (training) the run's standing BatchNorm statistics, as its sample grids used them
+    generator = with_standing_statistics(generator, spec, state["config"])
     return generator.eval(), spec, state
 
 
@@ -86,16 +91,23 @@ def _spec_and_classes(state: dict[str, Any]) -> tuple[ModelSpec, list[str]]:
     config = TrainConfig.from_dict(state["config"]).resolve()
     classes = list(class_names_for(config.dataset))
     assert config.g_width is not None and config.d_width is not None
-    spec = ModelSpec(config.arch, config.latent_dim, (1, 28, 28), len(classes),
-                     config.conditional, config.g_width, config.d_width)
+    spec = ModelSpec(
+        config.arch,
+        config.latent_dim,
+        (1, 28, 28),
+        len(classes),
+        config.conditional,
+        config.g_width,
+        config.d_width,
+    )
     return spec, classes
 
 
 def _example_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, torch.Tensor]:
     rng = torch.Generator().manual_seed(seed)
-    inputs = {"z": torch.randn(batch, spec.latent_dim, generator=rng)}
+    inputs = {contract.INPUT_Z: torch.randn(batch, spec.latent_dim, generator=rng)}
     if spec.conditional:
-        inputs["label"] = torch.randint(0, spec.num_classes, (batch,), generator=rng)
+        inputs[contract.INPUT_LABEL] = torch.randint(0, spec.num_classes, (batch,), generator=rng)
     return inputs
 
 
@@ -104,10 +116,10 @@ def to_onnx(generator: nn.Module, spec: ModelSpec, opset: int) -> onnx.ModelProt
     graph = _GeneratorGraph(generator, spec.conditional).eval()
     example = _example_inputs(spec, batch=4, seed=0)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    shapes: dict[str, Any] = {"z": {0: batch}}
+    shapes: dict[str, Any] = {contract.INPUT_Z: {0: batch}}
     if spec.conditional:
-        shapes["label"] = {0: batch}
-    with warnings.catch_warnings():
+        shapes[contract.INPUT_LABEL] = {0: batch}
+    with warnings.catch_warnings(), no_torchvision_notices():  # (training: issue 12)
         # The exporter's internal deprecation and axis-renaming notices are not actionable.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
@@ -115,14 +127,15 @@ def to_onnx(generator: nn.Module, spec: ModelSpec, opset: int) -> onnx.ModelProt
     return program.model_proto
 
 
-def _export(graph: nn.Module, example: dict[str, torch.Tensor], opset: int,
-            shapes: dict[str, Any]) -> Any:
+def _export(
+    graph: nn.Module, example: dict[str, torch.Tensor], opset: int, shapes: dict[str, Any]
+) -> Any:
     program = torch.onnx.export(
         graph,
         args=(),
         kwargs=example,
         input_names=list(example),
-        output_names=["image"],
+        output_names=[contract.OUTPUT_IMAGE],
         opset_version=opset,
         dynamo=True,
         dynamic_shapes=shapes,
@@ -141,11 +154,12 @@ def check_parity(model: onnx.ModelProto, generator: nn.Module, spec: ModelSpec) 
     for batch in PARITY_BATCHES:
         inputs = _example_inputs(spec, batch, seed=batch)
         with torch.no_grad():
-            expected = generator(inputs["z"], inputs.get("label")).numpy()
+            expected = generator(inputs[contract.INPUT_Z], inputs.get(contract.INPUT_LABEL)).numpy()
         feeds = {name: tensor.numpy() for name, tensor in inputs.items()}
-        (actual,) = session.run(["image"], feeds)
+        (actual,) = session.run([contract.OUTPUT_IMAGE], feeds)
         worst = max(worst, float(np.abs(actual - expected).max()))
-        (single,) = session.run(["image"], {name: value[:1] for name, value in feeds.items()})
+        single_feeds = {name: value[:1] for name, value in feeds.items()}
+        (single,) = session.run([contract.OUTPUT_IMAGE], single_feeds)
         if not np.allclose(single[0], actual[0], atol=PARITY_TOLERANCE):
             raise ExportError(f"batch 1 and batch {batch} disagree: BatchNorm left in train mode?")
     if worst > PARITY_TOLERANCE:
@@ -153,44 +167,56 @@ def check_parity(model: onnx.ModelProto, generator: nn.Module, spec: ModelSpec) 
     return worst
 
 
-def build_metadata(spec: ModelSpec, state: dict[str, Any], name: str, source: Path,
-                   checkpoint_path: Path, parity: float) -> dict[str, str]:
+def build_metadata(
+    spec: ModelSpec,
+    state: dict[str, Any],
+    name: str,
+    source: Path,
+    checkpoint_path: Path,
+    parity: float,
+) -> dict[str, str]:
     config = TrainConfig.from_dict(state["config"])
     return {
-        "format_version": CONTRACT_VERSION,
-        "name": name,
-        "arch": spec.arch,
-        "latent_dim": str(spec.latent_dim),
-        "image_shape": json.dumps(list(spec.image_shape)),
-        "output_range": json.dumps([-1.0, 1.0]),
-        "conditional": "true" if spec.conditional else "false",
-        "num_classes": str(spec.num_classes),
-        "class_names": json.dumps(state["class_names"]),
-        "dataset": config.dataset,
-        "dataset_fingerprint": state["dataset_fingerprint"],
-        "epochs": str(state["epoch"]),
-        "steps": str(state["step"]),
-        "config_hash": config.resolve().hash(),
-        "training_run": str(source.parent.parent if source.is_file() else source),
-        "checkpoint_sha256": checkpoint.sha256_file(checkpoint_path),
-        "weights": state["weights"],
-        "parity_max_abs_diff": f"{parity:.3g}",
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "package_version": package_metadata.version("ganserve"),
+        Keys.FORMAT_VERSION: contract.FORMAT_VERSION,
+        Keys.NAME: name,
+        Keys.ARCH: spec.arch,
+        Keys.LATENT_DIM: str(spec.latent_dim),
+        Keys.IMAGE_SHAPE: json.dumps(list(spec.image_shape)),
+        Keys.OUTPUT_RANGE: json.dumps([-1.0, 1.0]),
+        Keys.CONDITIONAL: "true" if spec.conditional else "false",
+        Keys.NUM_CLASSES: str(spec.num_classes),
+        Keys.CLASS_NAMES: json.dumps(state["class_names"]),
+        Keys.DATASET: config.dataset,
+        Keys.DATASET_FINGERPRINT: state["dataset_fingerprint"],
+        Keys.EPOCHS: str(state["epoch"]),
+        Keys.STEPS: str(state["step"]),
+        Keys.CONFIG_HASH: config.resolve().hash(),
+        Keys.TRAINING_RUN: str(source.parent.parent if source.is_file() else source),
+        Keys.CHECKPOINT_SHA256: checkpoint.sha256_file(checkpoint_path),
+        Keys.WEIGHTS: state["weights"],
+        Keys.PARITY_MAX_ABS_DIFF: f"{parity:.3g}",
+        Keys.EXPORTED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+        Keys.PACKAGE_VERSION: package_metadata.version("ganserve"),
     }
 
 
 def write_model(model: onnx.ModelProto, metadata: dict[str, str], out: Path) -> None:
-    """Attach metadata, run onnx.checker and write one file (no external data) atomically."""
+    """Attach metadata, run onnx.checker and the contract's reader (the one the service and
+    gan-evaluate use), and write one file (no external data) atomically."""
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
+    try:
+        contract.inspect(out, data)
+    except contract.ModelError as error:
+        raise ExportError(f"the export breaks the ONNX contract: {error}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(model.SerializeToString())
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes 0600; a served model must be readable
@@ -200,8 +226,9 @@ def write_model(model: onnx.ModelProto, metadata: dict[str, str], out: Path) -> 
         raise
 
 
-def export(source: Path, out: Path, opset: int = 18, use_ema: bool = True,
-           name: str | None = None) -> dict[str, str]:
+def export(
+    source: Path, out: Path, opset: int = 18, use_ema: bool = True, name: str | None = None
+) -> dict[str, str]:
     checkpoint_path = resolve_checkpoint(source)
     generator, spec, state = load_generator(checkpoint_path, use_ema)
     model = to_onnx(generator, spec, opset)
@@ -211,7 +238,7 @@ def export(source: Path, out: Path, opset: int = 18, use_ema: bool = True,
     return metadata
 
 
-def inspect(path: Path) -> str:
+def signature_text(path: Path) -> str:
     """The graph signature and metadata of any ONNX file, as readable text."""
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -227,9 +254,14 @@ def inspect(path: Path) -> str:
             lines.append(f"  {value.name}: {kind} [{', '.join(dims)}]")
         return lines
 
-    lines = [f"{path} (opset {model.opset_import[0].version}, {path.stat().st_size} bytes)",
-             "inputs:", *describe(model.graph.input), "outputs:", *describe(model.graph.output),
-             "metadata:"]
+    lines = [
+        f"{path} (opset {model.opset_import[0].version}, {path.stat().st_size} bytes)",
+        "inputs:",
+        *describe(model.graph.input),
+        "outputs:",
+        *describe(model.graph.output),
+        "metadata:",
+    ]
     width = max((len(p.key) for p in model.metadata_props), default=0)
     lines += [f"  {p.key.ljust(width)}  {p.value}" for p in model.metadata_props]
     return "\n".join(lines)
@@ -237,14 +269,21 @@ def inspect(path: Path) -> str:
 
 def parser() -> OneLineParser:
     p = OneLineParser(prog="gan-export", description="Export a generator checkpoint to ONNX.")
-    p.add_argument("source", type=Path, metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="a run directory (uses checkpoints/last.pt) or a .pt file")
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (uses checkpoints/last.pt) or a .pt file",
+    )
     p.add_argument("--out", type=Path, help="output NAME.onnx (required unless --inspect)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-ema", action="store_true", help="export the raw G, not its EMA copy")
     p.add_argument("--name", help="model name in the metadata (default: --out's stem)")
-    p.add_argument("--inspect", action="store_true", help="print SOURCE.onnx's signature and "
-                   "metadata, then exit")
+    p.add_argument(
+        "--inspect",
+        action="store_true",
+        help="print SOURCE.onnx's signature and metadata, then exit",
+    )
     return p
 
 
@@ -253,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.inspect:
-            print(inspect(args.source))
+            print(signature_text(args.source))
             return 0
         if args.out is None:
             fail(p.prog, "--out NAME.onnx is required")
@@ -262,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         metadata = export(args.source, args.out, args.opset, not args.no_ema, args.name)
     except ExportError as error:
         fail(p.prog, str(error))
-    print(f"onnx.checker: ok; parity max abs diff {metadata['parity_max_abs_diff']} "
-          f"(limit {PARITY_TOLERANCE:g}) at batch {', '.join(map(str, PARITY_BATCHES))}")
+    print(
+        f"onnx.checker: ok; parity max abs diff {metadata['parity_max_abs_diff']} "
+        f"(limit {PARITY_TOLERANCE:g}) at batch {', '.join(map(str, PARITY_BATCHES))}"
+    )
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {metadata['weights']} weights)")
     return 0

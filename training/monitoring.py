@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+
+from service.contract import grid, to_uint8
 
 
 class MetricsLog:
@@ -34,13 +35,18 @@ class MetricsLog:
         self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
-def step_statistics(d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor,
-                    fake_logits: torch.Tensor) -> torch.Tensor:
+def step_statistics(
+    d_loss: torch.Tensor, g_loss: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> torch.Tensor:
     """(D loss, G loss, mean D(x), mean D(G(z))) of one step, left on the training device."""
-    return torch.stack([
-        d_loss.detach(), g_loss.detach(),
-        torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean(),
-    ])  # (4,)
+    return torch.stack(
+        [
+            d_loss.detach(),
+            g_loss.detach(),
+            torch.sigmoid(real_logits.detach()).mean(),
+            torch.sigmoid(fake_logits.detach()).mean(),
+        ]
+    )  # (4,)
 
 
 class LogWindow:
@@ -65,8 +71,13 @@ class LogWindow:
         means = (self.sums / max(1, self.count)).tolist()
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         record = {
-            "kind": kind, "epoch": epoch, "step": step,
-            "d_loss": means[0], "g_loss": means[1], "d_real": means[2], "d_fake": means[3],
+            "kind": kind,
+            "epoch": epoch,
+            "step": step,
+            "d_loss": means[0],
+            "g_loss": means[1],
+            "d_real": means[2],
+            "d_fake": means[3],
             "images_per_s": self.images / elapsed,
         }
         self.reset()
@@ -75,24 +86,17 @@ class LogWindow:
 
 def progress_postfix(record: dict[str, Any]) -> str:
     """The progress bar's summary of one log record."""
-    return (f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
-            f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s")
-
-
-def image_grid(images: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
-    """``(N, C, H, W)`` floats in [-1, 1] → one uint8 ``(rows·H, columns·W[, C])`` grid."""
-    count, channels, height, width = images.shape
-    rows = math.ceil(count / columns)
-    pixels = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    grid = np.zeros(
-        (channels, rows * (height + padding) + padding, columns * (width + padding) + padding),
-        dtype=np.uint8,
+    return (
+        f"D {record['d_loss']:.3f} G {record['g_loss']:.3f} D(x) {record['d_real']:.2f} "
+        f"D(G(z)) {record['d_fake']:.2f} {record['images_per_s']:.0f} img/s"
     )
-    for index in range(count):
-        row, column = divmod(index, columns)
-        top, left = padding + row * (height + padding), padding + column * (width + padding)
-        grid[:, top : top + height, left : left + width] = pixels[index]
-    return grid[0] if channels == 1 else grid.transpose(1, 2, 0)
+
+
+def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
+    """``(N, C, H, W)`` floats in [-1, 1] → one uint8 ``(rows·H, columns·W[, C])`` grid: the
+    contract's pixels and layout (`service.contract`), as the service's PNG grids."""
+    canvas = grid(to_uint8(images), columns)  # (C, H', W')
+    return canvas[0] if canvas.shape[0] == 1 else canvas.transpose(1, 2, 0)
 
 
 def save_grid(images: np.ndarray, columns: int, path: Path) -> None:

@@ -17,7 +17,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from tests.service.conftest import free_port, poll
+from evaluation.card import regenerate
+from service import contract
+from tests.service.conftest import poll
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -57,9 +60,27 @@ def test_card_links_existing_grid_curves_and_report(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_card_evaluation_table_is_generated_from_its_report(name: str) -> None:
+    card = MODELS / f"{name}.md"
+    # stale: rerun `python -m evaluation.card models/NAME.md` after a new gan-evaluate report
+    assert regenerate(card) == card.read_text()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_file_passes_the_contract_reader(name: str) -> None:
+    spec = contract.inspect(MODELS / f"{name}.onnx")
+    facts = card_facts(name)
+    assert (spec.name, spec.arch, str(spec.conditional).lower()) == (
+        facts["name"],
+        facts["arch"],
+        facts["conditional"],
+    )
+    assert spec.sha256 == facts["sha256"] and spec.image_shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_file_runs_and_outputs_images_in_range(name: str) -> None:
-    session = ort.InferenceSession(str(MODELS / f"{name}.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(MODELS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
     feeds = {"z": np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)}
     if any(i.name == "label" for i in session.get_inputs()):
         feeds["label"] = np.arange(4, dtype=np.int64)
@@ -76,7 +97,11 @@ def test_gan_serve_without_configuration_serves_the_shipped_models() -> None:
     env["GAN_LOG_LEVEL"] = "warning"  # logging only; the models and limits stay default
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

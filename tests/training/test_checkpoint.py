@@ -27,8 +27,9 @@ def test_a_failed_write_keeps_the_previous_checkpoint_intact(tmp_path: Path) -> 
     checkpoint.atomic_save({"format": checkpoint.CHECKPOINT_FORMAT, "step": 1}, path)
     before = path.read_bytes()
     with pytest.raises(_Crash):
-        checkpoint.atomic_save({"format": checkpoint.CHECKPOINT_FORMAT, "step": 2}, path,
-                               save=_half_then_crash)
+        checkpoint.atomic_save(
+            {"format": checkpoint.CHECKPOINT_FORMAT, "step": 2}, path, save=_half_then_crash
+        )
     assert path.read_bytes() == before
     assert checkpoint.load(path)["step"] == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left
@@ -56,7 +57,9 @@ def test_rotation_keeps_the_newest_epochs(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"x")
     checkpoint.rotate(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "epoch-0004.pt", "epoch-0005.pt", "last.pt",
+        "epoch-0004.pt",
+        "epoch-0005.pt",
+        "last.pt",
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from tests.training.helpers import tiny_cli_args
@@ -29,16 +30,36 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], run: object, fragment: s
         (["--ema-decay", "1.5"], "outside [0, 1)"),
         (["--resume", "--overwrite"], "contradict"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--diffaugment", "translation,flip"], "unknown policy flip"),
+        (["--arch", "mlp", "--g-cond", "cbn"], "dcgan options"),
+        (["--image-size", "48"], "invalid choice"),
     ],
 )
-def test_bad_train_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                         argv: list[str], fragment: str) -> None:
+def test_bad_train_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], fragment: str
+) -> None:
     _one_line_error(capsys, lambda: train_main(["--out", str(tmp_path / "r"), *argv]), fragment)
 
 
-def test_missing_data_names_the_directory(capsys: pytest.CaptureFixture[str],
-                                          tmp_path: Path) -> None:
+def test_a_missing_data_dir_that_was_given_is_named_not_asked_for(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     argv = ["--out", str(tmp_path / "r"), "--data-dir", str(tmp_path / "none"), "--max-steps", "1"]
+    with pytest.raises(SystemExit):
+        train_main(argv)
+    err = capsys.readouterr().err
+    assert f"not found in {tmp_path / 'none'}: is --data-dir" in err
+    assert "pass --data-dir" not in err
+
+
+def test_missing_default_fashion_mnist_suggests_the_debian_package(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.data
+
+    monkeypatch.delenv("GAN_DATA_DIR", raising=False)
+    monkeypatch.setattr(training.data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")
+    argv = ["--out", str(tmp_path / "r"), "--max-steps", "1"]
     _one_line_error(capsys, lambda: train_main(argv), "apt-get install dataset-fashion-mnist")
 
 
@@ -49,40 +70,50 @@ def test_corrupt_data_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     _one_line_error(capsys, lambda: train_main(argv), "wrong length")
 
 
-def test_mnist_needs_a_data_dir(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mnist_needs_a_data_dir(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GAN_DATA_DIR", raising=False)
     argv = ["--out", str(tmp_path / "r"), "--dataset", "mnist"]
     _one_line_error(capsys, lambda: train_main(argv), "--data-dir")
 
 
-def test_non_empty_run_dir_and_missing_resume(capsys: pytest.CaptureFixture[str],
-                                              tmp_path: Path) -> None:
+def test_a_directory_of_other_files_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     (tmp_path / "file").write_text("x")
     _one_line_error(capsys, lambda: train_main(["--out", str(tmp_path)]), "--overwrite")
-    empty = tmp_path / "empty"
-    _one_line_error(capsys, lambda: train_main(["--out", str(empty), "--resume"]), "no checkpoint")
 
 
-def test_dry_run_prints_the_resolved_config(capsys: pytest.CaptureFixture[str],
-                                            tmp_path: Path) -> None:
+def test_dry_run_prints_the_resolved_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert train_main(["--out", str(tmp_path / "r"), "--arch", "mlp", "--dry-run"]) == 0
     config = json.loads(capsys.readouterr().out)
     assert config["arch"] == "mlp" and config["batch_size"] == 100 and config["g_width"] == 256
     assert not (tmp_path / "r").exists()
 
 
-def test_train_then_export_then_inspect(capsys: pytest.CaptureFixture[str],
-                                        tmp_path: Path) -> None:
+def test_train_then_export_then_inspect(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert train_main(tiny_cli_args(run, "--max-steps", "2")) == 0
-    assert "done: 2 steps" in capsys.readouterr().err
+    assert "done: 2 steps (0 full epochs + 2 steps)" in capsys.readouterr().err
     out = tmp_path / "g.onnx"
     assert export_main([str(run), "--out", str(out), "--name", "tiny"]) == 0
     printed = capsys.readouterr().out
     assert "onnx.checker: ok" in printed and "parity max abs diff" in printed
     assert export_main([str(out), "--inspect"]) == 0
-    assert "name" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{out} (opset 18, {out.stat().st_size} bytes)")
+    # the signature: z float [batch, 8] in, image float [batch, 1, 28, 28] out
+    signature = lines[1 : lines.index("metadata:")]
+    assert signature[0] == "inputs:" and signature[2] == "outputs:" and len(signature) == 4
+    assert signature[1].startswith("  z: float [") and signature[1].endswith(", 8]")
+    assert signature[3].startswith("  image: float [") and signature[3].endswith(", 1, 28, 28]")
+    # every metadata entry, "key  value", exactly as stored in the file
+    printed = dict(line.strip().split(maxsplit=1) for line in lines[lines.index("metadata:") + 1 :])
+    stored = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert printed == stored and printed["name"] == "tiny"
 
 
 @pytest.mark.parametrize(
@@ -95,8 +126,60 @@ def test_train_then_export_then_inspect(capsys: pytest.CaptureFixture[str],
         (["{tmp}/junk.pt", "--inspect"], "not a readable ONNX file"),
     ],
 )
-def test_bad_export_invocations(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                argv: list[str], fragment: str) -> None:
+def test_bad_export_invocations(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], fragment: str
+) -> None:
     (tmp_path / "junk.pt").write_bytes(b"junk")
     resolved = [a.format(tmp=tmp_path) for a in argv]
     _one_line_error(capsys, lambda: export_main(resolved), fragment)
+
+
+def test_done_counts_full_epochs_and_steps_and_the_bar_ends_at_max_steps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # 2048 fake images at batch 64: 32 steps per epoch
+    assert train_main(tiny_cli_args(tmp_path / "run", "--epochs", "5", "--max-steps", "40")) == 0
+    err = capsys.readouterr().err
+    assert "done: 40 steps (1 full epochs + 8 steps)" in err
+    assert "40/40 [" in err and "/160 [" not in err and "/32 [" not in err
+
+
+def test_gan_export_prints_no_torchvision_notices(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    assert train_main(tiny_cli_args(run, "--max-steps", "1")) == 0
+    exporter = Path(sys.executable).with_name("gan-export")
+    result = subprocess.run(
+        [str(exporter), str(run), "--out", str(tmp_path / "g.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torchvision" not in result.stderr and "wrote" in result.stdout
+
+
+def test_readme_training_sections_name_every_gan_train_flag_and_only_real_ones() -> None:
+    import re
+
+    from training.cli import train_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    training = readme[readme.index("## Training") : readme.index("## Export")]
+    named = set(re.findall(r"(--[a-z][a-z0-9_-]*[a-z0-9])", training))
+    flags = {o for a in train_parser()._actions for o in a.option_strings if o.startswith("--")}
+    flags -= {"--help"}
+    assert named - flags <= {
+        "--nproc_per_node",
+        "--standalone",
+        "--nnodes",
+        "--node_rank",
+        "--rdzv_backend",
+        "--rdzv_endpoint",
+        "--rdzv_id",
+        "--no-ema",
+        "--help",
+    }
+    assert flags <= named, flags - named

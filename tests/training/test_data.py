@@ -55,8 +55,9 @@ def test_missing_files_name_the_directory_and_the_package(tmp_path: Path) -> Non
     assert "\n" not in message
 
 
-def test_data_dir_comes_from_the_environment(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_split(tmp_path)
     monkeypatch.setenv("GAN_DATA_DIR", str(tmp_path))
     assert len(load_dataset("fashion-mnist")) == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,8 +12,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from evaluation.sampler import GeneratorSampler
+from service import contract, generator
 from tests.training.helpers import tiny_config
-from training.export import ExportError, export, inspect, load_generator
+from training.cli import export_main
+from training.export import ExportError, export, load_generator, signature_text
 from training.train import train
 
 
@@ -62,8 +66,9 @@ def test_export_is_one_self_contained_file(exported: tuple[Path, dict[str, str]]
 
 
 @pytest.mark.parametrize("batch", [1, 5, 300])
-def test_dynamic_batch_matches_pytorch(trained_run: Path, exported: tuple[Path, dict[str, str]],
-                                       batch: int) -> None:
+def test_dynamic_batch_matches_pytorch(
+    trained_run: Path, exported: tuple[Path, dict[str, str]], batch: int
+) -> None:
     out, _ = exported
     generator, spec, _ = load_generator(trained_run / "checkpoints" / "last.pt", use_ema=True)
     rng = np.random.default_rng(batch)
@@ -91,13 +96,14 @@ def test_metadata_round_trips(exported: tuple[Path, dict[str, str]]) -> None:
     assert stored["dataset"] == "fake" and stored["steps"] == "3"
     assert float(stored["parity_max_abs_diff"]) <= 1e-4
     assert len(stored["checkpoint_sha256"]) == 64 and stored["weights"] == "ema"
-    text = inspect(out)
+    text = signature_text(out)
     assert "z: float [" in text and "image: float [" in text
     assert "checkpoint_sha256" in text
 
 
-def test_no_ema_exports_the_raw_generator(trained_run: Path, tmp_path: Path,
-                                          exported: tuple[Path, dict[str, str]]) -> None:
+def test_no_ema_exports_the_raw_generator(
+    trained_run: Path, tmp_path: Path, exported: tuple[Path, dict[str, str]]
+) -> None:
     raw = export(trained_run, tmp_path / "raw.onnx", use_ema=False)
     assert raw["weights"] == "raw"
     z = {"z": np.ones((1, 8), np.float32)}
@@ -113,8 +119,9 @@ def test_a_missing_checkpoint_is_an_export_error(tmp_path: Path) -> None:
         export(tmp_path, tmp_path / "g.onnx")
 
 
-def test_checkpoints_without_a_recorded_spec_still_export(trained_run: Path,
-                                                         tmp_path: Path) -> None:
+def test_checkpoints_without_a_recorded_spec_still_export(
+    trained_run: Path, tmp_path: Path
+) -> None:
     # Runs written before checkpoints carried "model_spec" were all 28×28 on a known data set.
     state = torch.load(trained_run / "checkpoints" / "last.pt", weights_only=False)
     assert state["model_spec"]["image_shape"] == (1, 28, 28)
@@ -124,3 +131,29 @@ def test_checkpoints_without_a_recorded_spec_still_export(trained_run: Path,
     metadata = export(legacy, tmp_path / "legacy.onnx")
     assert json.loads(metadata["image_shape"]) == [1, 28, 28]
     assert len(json.loads(metadata["class_names"])) == 10
+
+
+def test_gan_export_output_reads_the_same_in_the_service_and_in_evaluation(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "round-trip.onnx"
+    assert export_main([str(trained_run), "--out", str(out), "--name", "round-trip"]) == 0
+    capsys.readouterr()
+    written = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    served = generator.load(out, ["cpu"], intra_op_threads=1).spec  # the service's reader
+    scored = GeneratorSampler.open(out, threads=1).spec  # gan-evaluate's reader
+    assert served == scored
+    conditional = written["conditional"] == "true"
+    assert served.path == out and served.name == "round-trip"
+    assert served.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert served.latent_dim == int(written["latent_dim"]) == 8
+    assert list(served.image_shape) == json.loads(written["image_shape"]) == [1, 28, 28]
+    assert served.conditional == conditional
+    if conditional:
+        assert served.num_classes == int(written["num_classes"]) == 10
+        assert list(served.class_names or ()) == json.loads(written["class_names"])
+    else:
+        assert (served.num_classes, served.class_names) == (None, None)
+    assert served.metadata == written
+    assert written["format_version"] == contract.FORMAT_VERSION
+    assert (served.arch, served.dataset) == ("dcgan", "fake")

@@ -24,7 +24,7 @@ def test_discriminator_loss_is_zero_for_a_perfect_and_finite_for_a_hopeless_d() 
     assert hopeless == pytest.approx(2e4)
 
 
-@pytest.mark.parametrize("kind", ["minimax", "non-saturating"])
+@pytest.mark.parametrize("kind", ["minimax", "non-saturating", "hinge"])
 def test_generator_losses_and_gradients_are_finite_at_extremes(kind: str) -> None:
     logits = EXTREMES.clone().requires_grad_(True)
     loss = generator_loss(logits, kind)
@@ -54,3 +54,14 @@ def test_minimax_value_is_log_one_minus_d() -> None:
 def test_unknown_loss_is_refused() -> None:
     with pytest.raises(ValueError):
         generator_loss(torch.zeros(1), "wasserstein")
+
+
+def test_hinge_discriminator_loss_counts_only_logits_inside_the_margin() -> None:
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])
+    # real: max(0, 1 - 2) + max(0, 1 - 0.5) = 0.5 → mean 0.25; fake: 0 + max(0, 1 + 0) → 0.5
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(0.75)
+    assert discriminator_loss(torch.tensor([1.0]), torch.tensor([-1.0]), "hinge").item() == 0.0
+
+
+def test_hinge_generator_loss_is_the_negative_mean_logit() -> None:
+    assert generator_loss(torch.tensor([1.0, -3.0]), "hinge").item() == pytest.approx(1.0)

@@ -49,3 +49,21 @@ def test_mlp_matches_the_paper_sizes() -> None:
 def test_unknown_arch_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown arch"):
         build_models(ModelSpec("resnet", 8, (1, 28, 28), 10, False, 8, 8))
+
+
+@pytest.mark.parametrize(("size", "blocks"), [(28, 2), (32, 2), (64, 3)])
+@pytest.mark.parametrize("upsample", ["convT", "nearest"])
+def test_dcgan_depth_follows_the_image_size(size: int, blocks: int, upsample: str) -> None:
+    spec = ModelSpec("dcgan", 16, (3, size, size), 2, True, g_width=4, d_width=4, upsample=upsample)
+    generator, discriminator = build_models(spec)
+    labels = torch.tensor([0, 1, 1])
+    images = generator(torch.randn(3, 16), labels)
+    assert images.shape == (3, 3, size, size)
+    assert discriminator(images, labels).shape == (3,)
+    ups = [
+        m
+        for m in generator.modules()
+        if isinstance(m, torch.nn.ConvTranspose2d | torch.nn.Upsample)
+    ]
+    downs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(ups) == len(downs) == blocks
