@@ -25,12 +25,19 @@ from tests.service.conftest import poll
 from tests.support.ports import free_port
 
 # In the namespace: models read-only at /srv, a new tmpfs on /tmp, then / read-only; prove
-# the root refuses writes, then become the service.
+# the root refuses writes, then become the service. A checkout (and its venv) that lives under
+# /tmp, as a CI clone may, is bound back in place over the new tmpfs, through /mnt.
 READ_ONLY_ROOT = """
 set -eu
 mount --make-rprivate /
 mount --bind "$MODELS" /srv
+mount --bind /tmp /mnt
 mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp
+for keep in $KEEP; do
+    mkdir -p "$keep"
+    mount --bind "/mnt${keep#/tmp}" "$keep"
+    mount -o remount,bind,ro "$keep"
+done
 mount -o remount,bind,ro /srv
 mount -o remount,bind,ro /
 if touch "$PROBE" 2>/dev/null; then echo "root is writable"; exit 3; fi
@@ -49,6 +56,9 @@ def test_the_service_starts_and_serves_on_a_read_only_root(tiny_model_dir: Path)
         "PYTHON": sys.executable,
         "PORT": str(port),
         "PYTHONPATH": str(REPO),
+        "KEEP": " ".join(
+            str(path) for path in (REPO, Path(sys.prefix)) if Path("/tmp") in path.parents
+        ),
         "GAN_MODEL_DIR": "/srv",
         "GAN_PROVIDERS": "cpu",
         "GAN_INTRA_OP_THREADS": "1",
