@@ -165,6 +165,9 @@ def train(
         with StopFlag() as stop:
             interrupted = _run_epochs(run, state, stop)
         _finish(run, state)
+        # Every rank done (rank 0 also drew the curves) before any leaves the process group:
+        # a rank tearing gloo down while another still talks to it can abort the process.
+        barrier(context)
         return TrainResult(run.run_dir, state.epoch, state.step, state.batch_in_epoch, interrupted)
     finally:
         teardown(context)
