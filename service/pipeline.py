@@ -185,6 +185,10 @@ class Pipeline:
                 self.drop(ticket, error)
                 raise error
             if ticket.future in done:
+                if ticket.future.cancelled() and ticket.error is not None:
+                    # Dropped by the scheduler: its deadline passed while it was still queued
+                    # and a run came for it before this waiter's own timer fired.
+                    raise ticket.error
                 return ticket.future.result()
             self.drop(ticket, Cancelled("client disconnected"))
             raise Cancelled("client disconnected")
