@@ -221,10 +221,7 @@ class Pipeline:
         elif isinstance(error, Cancelled):
             self.metrics.rejected.labels(reason="cancelled").inc()
         ticket.error = error
-        if ticket.queued:
-            self._set_depth(self._depth - ticket.queued)
-            ticket.next_row = ticket.job.n
-            self._queue.remove(ticket)
+        self._unqueue(ticket)
         ticket.future.cancel()  # the waiter raises `error` itself
 
     # -- scheduling (event loop) -------------------------------------------------------------
@@ -322,10 +319,7 @@ class Pipeline:
 
     def _fail(self, ticket: Ticket, error: ServiceError) -> None:
         """Fail a ticket whose waiter still waits: its queued rows go, the waiter gets `error`."""
-        if ticket.queued:
-            self._set_depth(self._depth - ticket.queued)
-            ticket.next_row = ticket.job.n
-            self._queue.remove(ticket)
+        self._unqueue(ticket)
         ticket.error = error
         ticket.future.set_exception(error)
 
@@ -383,6 +377,13 @@ class Pipeline:
             if not ticket.future.done():
                 self._fail(ticket, Draining("service shut down before this request ran"))
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _unqueue(self, ticket: Ticket) -> None:
+        """Take the ticket's rows that no run has taken out of the queue."""
+        if ticket.queued:
+            self._set_depth(self._depth - ticket.queued)
+            ticket.next_row = ticket.job.n
+            self._queue.remove(ticket)
 
     def _set_depth(self, depth: int) -> None:
         self._depth = depth
