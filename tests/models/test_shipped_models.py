@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,8 +16,7 @@ import pytest
 
 from evaluation.card import regenerate
 from service import contract
-from tests.service.conftest import poll
-from tests.support.ports import free_port
+from tests.support.gan_serve import gan_serve
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -91,37 +87,15 @@ def test_file_runs_and_outputs_images_in_range(name: str) -> None:
     assert images.std() > 0.1  # trained, not a constant image
 
 
-def test_gan_serve_without_configuration_serves_the_shipped_models() -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GAN_")}
-    env["GAN_LOG_LEVEL"] = "warning"  # logging only; the models and limits stay default
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        poll(ready, timeout=120)
+def test_gan_serve_without_configuration_serves_the_shipped_models(tmp_path: Path) -> None:
+    env = {"GAN_LOG_LEVEL": "warning"}  # logging only; the models and limits stay default
+    with gan_serve(env, tmp_path / "server.log", cwd=REPO, ready_timeout_s=120) as served:
+        url = served.url
         listed = httpx.get(f"{url}/models").json()
-        served = {m["name"]: m for m in listed["models"]}
-        assert set(served) == set(SHIPPED)
+        models = {m["name"]: m for m in listed["models"]}
+        assert set(models) == set(SHIPPED)
         assert listed["default"] == "fashion-cdcgan"
         response = httpx.post(f"{url}/samples", params={"n": 2, "label": "sneaker"}, timeout=30)
         assert response.status_code == 200
         assert response.headers["X-Model"] == "fashion-cdcgan"
         assert [image["label"] for image in response.json()["images"]] == [7, 7]
-    finally:
-        process.terminate()
-        process.communicate(timeout=60)  # also closes the stderr pipe

@@ -20,35 +20,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import uvicorn
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.server import Parser, uvicorn_options
 from service.settings import Settings
 from tests.support import onnx_models as models
+from tests.support.gan_serve import metric_samples, poll
 
 SLOW_RUN_S = 0.6  # target duration of one run of the slow model
-
-
-def poll(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Wait until condition() is truthy and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} of a Prometheus text exposition."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 class Server:

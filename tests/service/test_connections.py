@@ -8,7 +8,6 @@ busy), and file descriptors never run out or flood the log.
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
 import subprocess
@@ -17,13 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import IO
 
 import httpx
 
 from service.server import FD_RESERVE
 from tests.service.conftest import Server, poll, settings_for
 from tests.support import onnx_models as models
+from tests.support.gan_serve import gan_serve
 from tests.support.ports import free_port
 
 TIMEOUT_S = 1.0  # the read and keep-alive timeouts of these servers
@@ -163,26 +162,6 @@ def _limit_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
 
-def _serve_subprocess(tmp_path: Path, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
-    models.mlp_generator(tmp_path / "tiny.onnx")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env={
-            **os.environ,
-            "GAN_MODEL_DIR": str(tmp_path),
-            "GAN_PROVIDERS": "cpu",
-            "GAN_INTRA_OP_THREADS": "1",
-            "GAN_MAX_BATCH": "4",
-            "GAN_ACCESS_LOG": "false",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_limit_open_files,
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
 @contextmanager
 def _stopped(process: subprocess.Popen[bytes]) -> Iterator[None]:
     try:
@@ -199,19 +178,20 @@ def _stopped(process: subprocess.Popen[bytes]) -> Iterator[None]:
 def test_connections_beyond_the_open_file_limit_leave_healthz_answering_and_the_log_quiet(
     tmp_path: Path,
 ) -> None:
+    models.mlp_generator(tmp_path / "tiny.onnx")
+    env = {
+        "GAN_MODEL_DIR": str(tmp_path),
+        "GAN_PROVIDERS": "cpu",
+        "GAN_INTRA_OP_THREADS": "1",
+        "GAN_MAX_BATCH": "4",
+        "GAN_ACCESS_LOG": "false",
+    }  # GAN_MAX_CONNECTIONS: its default, 1000
     log = tmp_path / "server.log"
     with ExitStack() as stack:
-        process, url = _serve_subprocess(tmp_path, stack.enter_context(log.open("wb")))
-        stack.enter_context(_stopped(process))  # GAN_MAX_CONNECTIONS: its default, 1000
-
-        def ready() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return httpx.get(url + "/readyz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        poll(ready, timeout=60)
+        served = stack.enter_context(
+            gan_serve(env, log, stop_timeout_s=30, preexec_fn=_limit_open_files)
+        )
+        url = served.url
         opened = [stack.enter_context(connect(url)) for _ in range(2 * FD_LIMIT)]
         assert len(opened) == 2 * FD_LIMIT
         assert httpx.get(url + "/healthz", timeout=10).status_code == 200

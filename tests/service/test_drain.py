@@ -6,48 +6,28 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.service.conftest import metric_samples, poll
 from tests.support import onnx_models as models
-from tests.support.ports import free_port
+from tests.support.gan_serve import Served, gan_serve, poll
 
 
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=10)
-
-    def metric(self, name: str, **labels: str) -> float:
-        samples = metric_samples(self.get("/metrics").text)
-        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def connection(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.connect()
-        return conn
+def connect(served: Served) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    conn.connect()
+    return conn
 
 
 @pytest.fixture
 def served(tmp_path: Path, slow_iterations: int) -> Iterator[Served]:
     """gan-serve on the slow model: one slot, one image per run (two runs take ~2 × 0.6 s)."""
     models.slow_generator(tmp_path / "slow.onnx", iterations=slow_iterations)
-    port = free_port()
     env = {
-        **os.environ,
         "GAN_MODEL_DIR": str(tmp_path),
         "GAN_PROVIDERS": "cpu",
         "GAN_RUN_SLOTS": "1",
@@ -55,29 +35,8 @@ def served(tmp_path: Path, slow_iterations: int) -> Iterator[Served]:
         "GAN_DRAIN_TIMEOUT_S": "30",
         "GAN_LOG_LEVEL": "warning",
     }
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    srv = Served(process, port)
-    try:
-        poll(lambda: _ready(srv), timeout=60)
-        yield srv
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        log.close()
-
-
-def _ready(srv: Served) -> bool:
-    try:
-        return srv.get("/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
+    with gan_serve(env, tmp_path / "server.log", stop_timeout_s=30) as running:
+        yield running
 
 
 def _post(conn: http.client.HTTPConnection, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -88,7 +47,7 @@ def _post(conn: http.client.HTTPConnection, path: str) -> tuple[int, dict[str, s
 
 
 def test_sigterm_answers_keep_alive_clients_without_a_reset_then_exits_0(served: Served) -> None:
-    busy, idle = served.connection(), served.connection()
+    busy, idle = connect(served), connect(served)
     assert _post(idle, "/samples?n=1&format=npy")[0] == 200  # now an idle keep-alive connection
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(_post, busy, "/samples?n=2&format=npy")

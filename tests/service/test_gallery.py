@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from service import seeding
-from tests.service.conftest import poll
-from tests.support.ports import free_port
+from tests.support.gan_serve import gan_serve, poll
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
@@ -60,35 +57,9 @@ def installed(*names: str) -> str:
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real gan-serve on the shipped models (models/), as a new user starts it."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("gallery") / "server.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GAN_")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                return httpx.get(url + "/readyz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            poll(ready, timeout=120)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with gan_serve({}, log_path, ready_timeout_s=120) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")

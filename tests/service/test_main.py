@@ -4,10 +4,7 @@ real subprocess."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,9 +12,8 @@ import httpx
 import pytest
 
 from service.__main__ import main
-from tests.service.conftest import metric_samples, poll
 from tests.support import onnx_models as models
-from tests.support.ports import free_port
+from tests.support.gan_serve import gan_serve, poll
 
 
 def one_line(text: str) -> str:
@@ -65,9 +61,7 @@ def test_sigterm_drains_queued_and_running_requests_then_exits_0(
     tmp_path: Path, slow_iterations: int
 ) -> None:
     models.slow_generator(tmp_path / "slow.onnx", iterations=slow_iterations)
-    port = free_port()
     env = {
-        **os.environ,
         "GAN_MODEL_DIR": str(tmp_path),
         "GAN_PROVIDERS": "cpu",
         "GAN_INTRA_OP_THREADS": "1",
@@ -77,33 +71,16 @@ def test_sigterm_drains_queued_and_running_requests_then_exits_0(
         "GAN_PORT": "1",  # the --port flag wins over the environment
         "GAN_LOG_LEVEL": "warning",
     }
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
 
-    def status(path: str) -> int | None:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()
-        try:
-            return httpx.get(url + path, timeout=5).status_code
-        except httpx.TransportError:
-            return None
+    with gan_serve(env, tmp_path / "server.log") as served:
+        url = served.url
 
-    def gauge(name: str) -> float:
-        text = httpx.get(url + "/metrics").text
-        return metric_samples(text).get((name, (("model", "slow"),)), 0.0)
+        def all_received_some_queued() -> bool:
+            # Every request is in the server (admitted: 3 x 4 images, held until answered) and
+            # one is still queued behind the running one: SIGTERM now must drain both kinds.
+            admitted = served.metric("gan_admitted_images", model="slow")
+            return admitted == 12 and served.metric("gan_queue_depth", model="slow") >= 4
 
-    def all_received_some_queued() -> bool:
-        # Every request is in the server (admitted: 3 x 4 images, held until answered) and
-        # one is still queued behind the running one: SIGTERM now must drain both kinds.
-        return gauge("gan_admitted_images") == 12 and gauge("gan_queue_depth") >= 4
-
-    try:
-        poll(lambda: status("/readyz") == 200, timeout=60)
         with ThreadPoolExecutor(3) as pool:
             requests = [
                 pool.submit(
@@ -115,22 +92,17 @@ def test_sigterm_drains_queued_and_running_requests_then_exits_0(
                 for s in range(3)
             ]
             poll(all_received_some_queued)
-            process.send_signal(signal.SIGTERM)
+            served.process.send_signal(signal.SIGTERM)
             draining = poll(lambda: (r := httpx.get(url + "/readyz")).status_code == 503 and r)
             assert draining.json()["status"] == "draining"
             refused = httpx.post(url + "/samples", params={"n": 1})
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "draining"
-            assert status("/healthz") == 200
+            assert served.status("/healthz") == 200
             responses = [r.result() for r in requests]
         assert [r.status_code for r in responses] == [200, 200, 200]
         assert all(len(r.content) > 4 * 28 * 28 for r in responses)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+        assert served.process.wait(timeout=60) == 0
 
 
 # -- Ctrl-C (newcomer, issue 12) ---------------------------------------------------------------
@@ -140,34 +112,11 @@ def test_sigterm_drains_queued_and_running_requests_then_exits_0(
 def test_ctrl_c_drains_and_exits_without_a_traceback(
     tmp_path: Path, model_dir: Path, presses: int
 ) -> None:
-    port = free_port()
-    env = {**os.environ, "GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": "cpu"}
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}/readyz"
-
-            def ready() -> bool:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    return httpx.get(url, timeout=5).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            poll(ready, timeout=60)
-            for _ in range(presses):
-                process.send_signal(signal.SIGINT)
-            code = process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with gan_serve({"GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": "cpu"}, log_path) as served:
+        for _ in range(presses):
+            served.process.send_signal(signal.SIGINT)
+        code = served.process.wait(timeout=60)
     output = log_path.read_text()
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     assert "drained" in output

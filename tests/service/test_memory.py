@@ -3,9 +3,6 @@ requests admitted by the bytes they will hold, peak memory under the budget."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from service import memory
 from tests.service.conftest import Server, poll, settings_for
-from tests.support.ports import free_port
+from tests.support.gan_serve import gan_serve
 
 
 def big_generator(path: Path, side: int, base: int = 8, latent: int = 8) -> Path:
@@ -104,9 +101,7 @@ def test_concurrent_maximal_requests_stay_under_the_budget_with_no_5xx(tmp_path:
     room or get 503, none gets a 5xx, and the process's memory grows by less than the budget."""
     big_generator(tmp_path / "big.onnx", 512)
     budget_mb = 64
-    port = free_port()
     env = {
-        **os.environ,
         "GAN_MODEL_DIR": str(tmp_path),
         "GAN_PROVIDERS": "cpu",
         "GAN_RUN_SLOTS": "1",
@@ -114,30 +109,17 @@ def test_concurrent_maximal_requests_stay_under_the_budget_with_no_5xx(tmp_path:
         "GAN_MEMORY_BUDGET_MB": str(budget_mb),
         "GAN_LOG_LEVEL": "warning",
     }
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        poll(lambda: _ready(url), timeout=60)
-        largest = httpx.get(f"{url}/models").json()["models"][0]["limits"]["largest_request"]
-        start_kib = _kib(process.pid, "VmRSS")
+    with gan_serve(env, tmp_path / "server.log") as served:
+        largest = served.get("/models").json()["models"][0]["limits"]["largest_request"]
+        start_kib = _kib(served.process.pid, "VmRSS")
 
         def post(_: int) -> int:
             params = {"n": largest, "format": "png"}
-            return httpx.post(f"{url}/samples", params=params, timeout=60).status_code
+            return httpx.post(f"{served.url}/samples", params=params, timeout=60).status_code
 
         with ThreadPoolExecutor(6) as pool:
             statuses = list(pool.map(post, range(6)))
-        peak_kib = _kib(process.pid, "VmHWM")
-    finally:
-        process.kill()
-        process.wait(timeout=30)
-        log.close()
+        peak_kib = _kib(served.process.pid, "VmHWM")
     growth_mb = (peak_kib - start_kib) / 1024
     print(  # the figure docs/reliability.md reports (pytest -s)
         f"6 x n={largest} on 512x512: statuses {sorted(statuses)}, RSS {start_kib / 1024:.0f} MB "
@@ -146,10 +128,3 @@ def test_concurrent_maximal_requests_stay_under_the_budget_with_no_5xx(tmp_path:
     assert all(status in (200, 503) for status in statuses), statuses
     assert 200 in statuses
     assert (peak_kib - start_kib) * 1024 <= budget_mb * memory.MB, (start_kib, peak_kib)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False

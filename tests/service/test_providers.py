@@ -8,10 +8,7 @@ stderr is where onnxruntime's own error lines would land.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -25,8 +22,7 @@ from service.providers import (
     choose_providers,
     cuda_problem,
 )
-from tests.service.conftest import metric_samples, poll
-from tests.support.ports import free_port
+from tests.support.gan_serve import gan_serve, metric_samples
 
 CUDA, CPU = PROVIDERS["cuda"], PROVIDERS["cpu"]
 GPU_BUILD = [CUDA, CPU]  # what onnxruntime-gpu reports
@@ -92,33 +88,11 @@ def test_the_probe_answers_on_this_machine() -> None:
 def start_and_stop(model_dir: Path, providers: str, log_path: Path) -> dict[str, float]:
     """Run gan-serve with GAN_PROVIDERS=`providers` until ready; return its fallback gauges
     by model. Its whole output lands in `log_path`."""
-    port = free_port()
-    env = {**os.environ, "GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": providers}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-
-            def ready() -> bool:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    return httpx.get(url + "/readyz", timeout=5).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            poll(ready, timeout=60)
-            samples = metric_samples(httpx.get(url + "/metrics").text)
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    env = {"GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": providers}
+    with gan_serve(env, log_path) as served:
+        samples = metric_samples(httpx.get(served.url + "/metrics").text)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=60) == 0
     return {
         dict(labels)["model"]: value
         for (name, labels), value in samples.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,3 +86,32 @@ TRAINED_STATE = (
     "step",
     "batch_in_epoch",
 )
+
+
+# -- checkpoints as gan-train wrote them before the recipe levers existed (issue 10) --
+
+# Options of `config` the levers and folder datasets added, and the model spec's fields.
+LEVER_CONFIG_KEYS = (
+    "g_lr",
+    "d_lr",
+    "g_cond",
+    "upsample",
+    "spectral_norm",
+    "diffaugment",
+    "standing_stats",
+    "image_size",
+    "channels",
+    "skip_bad_files",
+)
+LEVER_SPEC_KEYS = ("g_cond", "upsample", "spectral_norm")
+
+
+def saved_before_the_levers(state: dict[str, Any], *, spec: bool = True) -> dict[str, Any]:
+    """`state` (a loaded checkpoint) with the lever options removed, in place; `spec` also
+    strips the model spec's lever fields."""
+    for key in LEVER_CONFIG_KEYS:
+        del state["config"][key]
+    if spec:
+        for key in LEVER_SPEC_KEYS:
+            del state["model_spec"][key]
+    return state

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.training.helpers import TRAINED_STATE, assert_same_tensors, load_state, tiny_cli_args
+from tests.training.helpers import (
+    TRAINED_STATE,
+    assert_same_tensors,
+    load_state,
+    saved_before_the_levers,
+    tiny_cli_args,
+)
 from training import checkpoint
 from training.cli import train_main
 
@@ -175,19 +181,7 @@ def test_a_checkpoint_saved_before_the_levers_existed_resumes(tmp_path: Path) ->
     assert train_main(tiny_cli_args(run, "--conditional", "--max-steps", "2")) == 0
     last = run / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=False)
-    for key in (
-        "g_lr",
-        "d_lr",
-        "g_cond",
-        "upsample",
-        "spectral_norm",
-        "diffaugment",
-        "standing_stats",
-        "image_size",
-        "channels",
-        "skip_bad_files",
-    ):
-        del state["config"][key]
+    saved_before_the_levers(state, spec=False)
     torch.save(state, last)
     assert train_main(["--out", str(run), "--resume", "--max-steps", "4"]) == 0
     assert load_state(run)["step"] == 4
