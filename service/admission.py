@@ -156,37 +156,26 @@ class Admission:
                 field="n",
             )
         give_up = time.monotonic() + wait_s
-        while not self.fits(n):
+        while not self._fits(n, need):
             left = give_up - time.monotonic()
             if left <= 0:
-                raise self._overloaded(n)
+                self.metrics.rejected.labels(reason="overload").inc()
+                retry = self.retry_after_s(n)
+                raise QueueFull(
+                    f"model {self.model}: {self.images} images admitted ahead "
+                    f"(at most {self.max_images}); retry in about {retry:.1f} s",
+                    retry_after_s=retry,
+                )
             await self.budget.released(left)
         self.images += n
         self.budget.held += need
         self._admitted.set(self.images)
         return Permit(self, n, need)
 
-    def refusal(self, n: int, wait_s: float) -> QueueFull | None:
-        """The 503 that `admit(n, wait_s)` would raise at once, counted; None when n fits now,
-        can never fit (the route answers that 413) or may wait for room (wait_s > 0)."""
-        if wait_s > 0 or n > self.largest_request or self.fits(n):
-            return None
-        return self._overloaded(n)
-
-    def fits(self, n: int) -> bool:
-        """Whether n more images fit now."""
+    def _fits(self, n: int, need: int) -> bool:
         return (
             self.images + n <= self.max_images
-            and self.budget.held + n * self.per_image <= self.budget.for_requests
-        )
-
-    def _overloaded(self, n: int) -> QueueFull:
-        self.metrics.rejected.labels(reason="overload").inc()
-        retry = self.retry_after_s(n)
-        return QueueFull(
-            f"model {self.model}: {self.images} images admitted ahead "
-            f"(at most {self.max_images}); retry in about {retry:.1f} s",
-            retry_after_s=retry,
+            and self.budget.held + need <= self.budget.for_requests
         )
 
     def retry_after_s(self, n: int) -> float:

@@ -25,11 +25,9 @@ from service.errors import install_error_handlers
 from service.gallery import create_gallery_router
 from service.interpolate import create_interpolate_router
 from service.metrics import Metrics
-from service.params import sample_models
 from service.pipeline import PERMITS_KEY
 from service.routes import create_router
 from service.settings import Settings
-from service.shedding import Shedding
 from service.state import ServiceState
 
 
@@ -100,15 +98,11 @@ def create_app(
     )
     app.state.service = state
     install_error_handlers(app)
-    routes = create_router(settings)
-    app.include_router(routes)
+    app.include_router(create_router(settings))
     # -- newcomer: /interpolate, the gallery page at /, offline /docs (no ReDoc) --
     app.include_router(create_interpolate_router(settings))
     app.include_router(create_gallery_router())
     install_docs(app)
-    # -- pipeline: refusals answered before routing, inside access control (service/shedding.py)
-    samples = next(r for r in routes.routes if getattr(r, "path", None) == "/samples")
-    app.add_middleware(Shedding, state=state, schema=sample_models(settings), route=samples)
     # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
     install_access_control(app, settings, metrics)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)

@@ -8,7 +8,6 @@ Parameters are validated here, at the edge; everything below raises domain error
 # run time, and they refer to `settings` in create_router's scope.
 
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -17,18 +16,11 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import encoding, seeding
-from service.encoding import Format
 from service.errors import error_body
-from service.params import (
-    SampleModels,
-    SampleParams,
-    read_sample_params,
-    resolve_label,
-    sample_models,
-)
+from service.params import read_sample_params, resolve_label, sample_models
 from service.sampling import sample_job
 from service.settings import Settings
-from service.state import ServedModel, ServiceState
+from service.state import ServiceState
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -56,28 +48,6 @@ def direct_route(handler: Callable[[Request], Awaitable[Response]]) -> type[APIR
             return direct
 
     return DirectRoute
-
-
-@dataclass(frozen=True)
-class SampleRequest:
-    """A `/samples` request read and checked: its parameters, the model, format and label."""
-
-    params: SampleParams
-    served: ServedModel
-    format: Format
-    label: int | None
-
-
-async def read_sample_request(
-    request: Request, schema: SampleModels, state: ServiceState
-) -> SampleRequest:
-    """Everything a `/samples` request asks, checked against the served models; raises the
-    ServiceError (422, 404, 406, 503 not ready) the route answers."""
-    params = await read_sample_params(request, schema)
-    chosen = encoding.negotiate(params.format, request.headers.get("accept"))
-    served = state.model(params.model)
-    label_index = resolve_label(served.generator.spec, params.label)
-    return SampleRequest(params, served, chosen, label_index)
 
 
 def _model_card(state: ServiceState, name: str) -> dict[str, Any]:
@@ -120,15 +90,17 @@ def create_router(settings: Settings) -> APIRouter:
     async def serve_samples(request: Request) -> Response:
         """Generate n images. Image i has seed derive(seed, i); derive(seed, 0) = seed."""
         state: ServiceState = request.app.state.service
-        asked = await read_sample_request(request, sample_schema, state)
-        served, params = asked.served, asked.params
+        params = await read_sample_params(request, sample_schema)
+        chosen = encoding.negotiate(params.format, request.headers.get("accept"))
+        served = state.model(params.model)
         spec = served.generator.spec
+        label_index = resolve_label(spec, params.label)
         seed = seeding.random_seed() if params.seed is None else params.seed
-        job = sample_job(spec, asked.format, seed, params.n, asked.label)
+        job = sample_job(spec, chosen, seed, params.n, label_index)
         body = await served.pipeline.run(job, request)
         return Response(
             body,
-            media_type=encoding.MEDIA_TYPES[asked.format],
+            media_type=encoding.MEDIA_TYPES[chosen],
             headers={"X-Seed": str(seed), "X-Model": spec.name},
         )
 
