@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service import pipeline
 from tests.service.conftest import SLOW_RUN_S, Server, poll, seconds_per_run, settings_for
 from tests.support import onnx_models as models
 
@@ -311,3 +314,15 @@ def test_a_request_that_does_not_fit_waits_for_room_within_the_admission_wait(
         assert first.result().status_code == 200
         assert second.result().status_code == 200
     assert srv.metric("gan_rejected_total", reason="overload") == rejected
+
+
+def test_run_slots_run_at_a_lower_cpu_priority_than_the_event_loop(server: Server) -> None:
+    """When cores are short, admission, refusals and /healthz (the event loop) come first."""
+    assert post(server, n=2).status_code == 200
+    slots = [t for t in threading.enumerate() if t.name.startswith("run-fashion")]
+    assert slots, [t.name for t in threading.enumerate()]
+    process_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    for slot in slots:
+        assert slot.native_id is not None
+        expected = min(process_nice + pipeline.SLOT_NICENESS, 19)
+        assert os.getpriority(os.PRIO_PROCESS, slot.native_id) == expected
