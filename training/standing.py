@@ -20,7 +20,13 @@ def with_standing_statistics(
     config = TrainConfig.from_dict(saved_config).resolve()
     if not config.standing_stats:
         return generator
-    assert config.batch_size is not None
+    return standing_copy(generator, spec, config)
+
+
+def standing_copy(generator: nn.Module, spec: ModelSpec, config: TrainConfig) -> nn.Module:
+    """An eval-mode copy of `generator` with the standing statistics `config` asks for (a
+    plain copy when it asks for none): its passes, its batch and its seed."""
+    assert config.batch_size is not None and config.standing_stats is not None
     return standing_statistics(
         generator,
         spec.latent_dim,

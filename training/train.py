@@ -31,7 +31,7 @@ from training.augment import diff_augment
 from training.config import TrainConfig, TrainingError
 from training.data import DataError, ImageDataset, load_dataset, to_unit_range
 from training.distributed import DistContext, any_rank, barrier, gather, setup, teardown
-from training.ema import make_ema, standing_statistics, update_ema
+from training.ema import make_ema, update_ema
 from training.losses import discriminator_loss, generator_loss
 from training.models import ModelSpec, build_models
 from training.monitoring import (
@@ -44,6 +44,7 @@ from training.monitoring import (
 )
 from training.restarts import open_resume_checkpoint, prepare_run_dir
 from training.signals import StopFlag
+from training.standing import standing_copy
 
 
 @dataclass(frozen=True)
@@ -446,17 +447,7 @@ def _fixed_noise(
 def _write_samples(run: _Run, state: TrainingState, name: str) -> None:
     """The fixed-noise grid from the EMA generator (else G), on a copy with standing
     BatchNorm statistics when the config asks for them, as the export does."""
-    config, spec = run.config, run.spec
-    assert config.batch_size is not None and config.standing_stats is not None
-    sampler = standing_statistics(
-        state.ema or state.generator,
-        spec.latent_dim,
-        spec.num_classes,
-        spec.conditional,
-        config.standing_stats,
-        config.batch_size,
-        seed=config.seed,
-    )
+    sampler = standing_copy(state.ema or state.generator, run.spec, run.config)
     images = sampler(run.fixed_z, run.fixed_labels).cpu().numpy()  # (S, C, H, W)
     save_grid(images, columns=8, path=run.run_dir / "samples" / name)
 
