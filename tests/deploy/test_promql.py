@@ -11,12 +11,12 @@ The load is a few client threads, bounded in time and count, all on loopback.
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import yaml
 
 from tests.deploy.conftest import DEPLOY, REPO, require
 from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs
+from tests.support.gan_serve import gan_serve
 from tests.support.ports import free_port
 
 LOAD_THREADS = 3
@@ -48,18 +49,20 @@ def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.25)
 
 
-def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+@contextmanager
+def running(args: list[str], log: Path) -> Iterator[subprocess.Popen]:
+    """`args` as a process writing to `log`, stopped (SIGTERM, then SIGKILL) on leaving."""
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     try:
-        process.wait(timeout=40)  # the service drains on SIGTERM
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Load:
@@ -117,40 +120,36 @@ def prometheus_under_load(
     the load keeps running until the module's tests are done."""
     prometheus = require("prometheus")
     work = tmp_path_factory.mktemp("promql")
-    api_port, prom_port = free_port(), free_port()
+    prom_port = free_port()
     env = {
-        **os.environ,
         "GAN_MODEL_DIR": str(tiny_model_dir),
         "GAN_PROVIDERS": "cpu",
         "GAN_INTRA_OP_THREADS": "1",
         "GAN_ACCESS_LOG": "false",
     }
-    service = start(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(api_port)],
-        work / "service.log",
-        env,
-    )
-    prom = start(
-        [
-            prometheus,
-            f"--config.file={prometheus_config(work, f'127.0.0.1:{api_port}')}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn",
-        ],
-        work / "prometheus.log",
-    )
-    api = f"http://127.0.0.1:{api_port}"
     try:
-        poll(lambda: httpx.get(f"{api}/readyz").status_code == 200, 60, "the service's /readyz")
         with (
-            Load(api) as load,
+            gan_serve(env, work / "service.log", cwd=REPO, stop_timeout_s=40) as service,
+            running(
+                [
+                    prometheus,
+                    f"--config.file={prometheus_config(work, f'127.0.0.1:{service.port}')}",
+                    f"--storage.tsdb.path={work / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                    "--log.level=warn",
+                ],
+                work / "prometheus.log",
+            ),
+            Load(service.url) as load,
             httpx.Client(base_url=f"http://127.0.0.1:{prom_port}/api/v1", timeout=10) as client,
         ):
 
             def query(promql: str) -> list[dict]:
                 return client.get("/query", params={"query": promql}).json()["data"]["result"]
 
+            # Prometheus answers its API with plain-text 503s until it is ready.
+            ready = f"http://127.0.0.1:{prom_port}/-/ready"
+            poll(lambda: httpx.get(ready).status_code == 200, 30, "Prometheus to be ready")
             # Enough scrapes under load that every rate() window holds several samples.
             poll(lambda: query('up{job="ganserve"} == 1'), 30, "the first scrape")
             poll(
@@ -172,11 +171,9 @@ def prometheus_under_load(
             assert load.statuses.get(200, 0) > 0, load.statuses
     except BaseException:
         for log in ("service.log", "prometheus.log"):
-            sys.stderr.write(f"--- {log} ---\n{(work / log).read_text()[-3000:]}\n")
+            if (work / log).exists():
+                sys.stderr.write(f"--- {log} ---\n{(work / log).read_text()[-3000:]}\n")
         raise
-    finally:
-        stop(prom)
-        stop(service)
 
 
 @pytest.mark.parametrize("expr", dashboard_exprs() + alert_exprs(), ids=lambda e: e.source)
