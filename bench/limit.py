@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service import encoding
+from service import encoding, providers
 
 FORMATS = ("png", "json", "npy")
 _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -95,6 +95,8 @@ def measure(
     model_path: str, provider: str, batch: int = 256, n: int = 16, min_s: float = 2.0
 ) -> dict[str, Any]:
     """The limit on this machine; `provider` is the one the service reported active."""
+    if provider == "cuda":
+        providers.cuda_problem()  # loads CUDA and cuDNN from nvidia-* packages, as gan-serve
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

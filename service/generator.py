@@ -13,8 +13,9 @@ import logging
 import os
 import re
 import stat
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +100,23 @@ def runtime_error_line(exc: BaseException, limit: int = 300) -> str:
 def warmup_sizes(max_batch: int) -> list[int]:
     """The batch sizes warmed up at start: powers of two below max_batch, and max_batch.
 
-    On CUDA the generator pads every run up to one of these, so they are the only shapes it
-    ever sees (no cuDNN algorithm search at serving time); on the CPU they size the arena.
+    On CUDA the generator pads every run up to one of these and runs each size on its own
+    session, so every session always sees one shape; on the CPU they size the arena.
     """
     sizes = [1 << k for k in range(max_batch.bit_length()) if (1 << k) < max_batch]
     return [*sizes, max_batch]
 
 
 class Generator:
-    """One onnxruntime session serving one generator file."""
+    """The onnxruntime session(s) serving one generator file.
+
+    One session, except where runs are padded (CUDA) and `open_session` can open more: then
+    each padded size gets a session of its own. onnxruntime's CUDA kernels redo their set-up
+    whenever a session's input shape differs from its last run's; measured on an H200 with
+    the shipped model (docs/benchmarks.md), alternating batch sizes cost about 16 ms per run
+    against 0.2 ms at a steady size, so one session per size keeps every session's shape
+    steady, for a few MB of GPU memory per size.
+    """
 
     def __init__(
         self,
@@ -117,9 +126,13 @@ class Generator:
         *,
         io_binding: bool | None = None,
         pad_to: Sequence[int] = (),
+        open_session: Callable[[], ort.InferenceSession] | None = None,
     ) -> None:
         self.spec = spec
         self.session = session
+        self._open_session = open_session
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._opening = threading.Lock()
         active = session.get_providers()[0]
         self.provider = _SHORT.get(active, active)
         self.fallback = bool(requested) and self.provider != requested[0]
@@ -138,6 +151,17 @@ class Generator:
     def _padded(self, batch: int) -> int:
         return next((size for size in self._pad_to if size >= batch), batch)
 
+    def session_for(self, size: int) -> ort.InferenceSession:
+        """The session that runs batches of `size` rows (after padding)."""
+        if not self._pad_to or self._open_session is None:
+            return self.session
+        if (session := self._sessions.get(size)) is None:
+            with self._opening:  # run slots may ask at once; open each size's session once
+                if (session := self._sessions.get(size)) is None:
+                    session = self.session if not self._sessions else self._open_session()
+                    self._sessions[size] = session
+        return session
+
     def run(self, z: npt.NDArray[np.float32], labels: npt.NDArray[np.int64] | None) -> Images:
         """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W)."""
         batch = z.shape[0]
@@ -150,16 +174,17 @@ class Generator:
         if self.spec.conditional:
             assert labels is not None
             feeds["label"] = np.ascontiguousarray(labels)
+        session = self.session_for(size)
         if self.io_binding:
-            binding = self.session.io_binding()
+            binding = session.io_binding()
             for name, array in feeds.items():
                 value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
                 binding.bind_ortvalue_input(name, value)
             binding.bind_output("image", self._device, 0)
-            self.session.run_with_iobinding(binding)
+            session.run_with_iobinding(binding)
             out = binding.copy_outputs_to_cpu()[0]
         else:
-            out = self.session.run(["image"], feeds)[0]
+            out = session.run(["image"], feeds)[0]
         images = np.asarray(out, dtype=np.float32)[:batch]
         if images.shape != (batch, *self.spec.image_shape):
             raise RuntimeError(f"{self.spec.name}: run returned shape {images.shape}")
@@ -237,13 +262,24 @@ def load(
     # Parallelism comes from concurrent runs (slots) on this one session, each on its
     # calling thread, and from intra-op threads within a run; none from inter-op.
     options.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(data, options, providers=choice.names)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        first = runtime_error_line(exc)  # one line, no build paths
-        raise ModelError(f"{path}: onnxruntime cannot load it: {first}") from exc
+
+    def open_session() -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(data, options, providers=choice.names)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = runtime_error_line(exc)  # one line, no build paths
+            raise ModelError(f"{path}: onnxruntime cannot load it: {first}") from exc
+
+    session = open_session()
     pad = pad_to if session.get_providers()[0] == PROVIDERS["cuda"] else ()
-    generator = Generator(spec, session, [choice.preferred], io_binding=io_binding, pad_to=pad)
+    generator = Generator(
+        spec,
+        session,
+        [choice.preferred],
+        io_binding=io_binding,
+        pad_to=pad,
+        open_session=open_session if pad else None,  # which holds the file's bytes
+    )
     generator.slots, generator.intra_op_threads = slots, threads
     log.info(
         "model %s from %s: provider %s, %d run slots of %s intra-op threads",

@@ -33,6 +33,8 @@ class Sampler:
     """One onnxruntime session on the generator and the inputs it takes."""
 
     def __init__(self, model: str, provider: str = "cpu", threads: int = 1) -> None:
+        if provider == "cuda" and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, as the docs advise
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

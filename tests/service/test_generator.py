@@ -103,6 +103,31 @@ def test_io_binding_and_padding_give_the_same_images(model_dir: Path) -> None:
     assert float(np.abs(expected).max()) <= 1.0
 
 
+def test_each_padded_size_runs_on_a_session_of_its_own(model_dir: Path) -> None:
+    path = model_dir / "fashion.onnx"
+    plain = generator.load(path, ["cpu"], intra_op_threads=1)
+    opened: list[ort.InferenceSession] = []
+
+    def open_session() -> ort.InferenceSession:
+        opened.append(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+        return opened[-1]
+
+    padded = generator.Generator(
+        plain.spec, plain.session, ["cpu"], pad_to=[2, 4, 8], open_session=open_session
+    )
+    z = np.random.default_rng(2).standard_normal((7, 8), dtype=np.float32)
+    labels = np.arange(7, dtype=np.int64)
+    for rows in (3, 7, 2, 3, 6):  # padded to 4, 8, 2, 4, 8
+        assert np.array_equal(
+            padded.run(z[:rows], labels[:rows]), plain.run(z[:rows], labels[:rows])
+        )
+    sessions = {size: padded.session_for(size) for size in (2, 4, 8)}
+    assert sessions[4] is plain.session  # the first size used takes the session it was given
+    assert [sessions[8], sessions[2]] == opened  # the others opened once each, on first use
+    unpadded = generator.Generator(plain.spec, plain.session, ["cpu"], open_session=open_session)
+    assert unpadded.session_for(5) is plain.session and len(opened) == 2
+
+
 def test_warm_up_runs_every_size_and_measures_throughput(model_dir: Path, tmp_path: Path) -> None:
     path = model_dir / "fashion.onnx"
     options = ort.SessionOptions()
