@@ -153,7 +153,7 @@ class ServiceState:
             gen.set_pad_to(generator.warmup_sizes(max_batch))
         self.budget.reserve(reserve)
         sizes = generator.warmup_sizes(max_batch)
-        rate = DrainRate(gen.warm_up(sizes) * gen.slots, gen.slots)
+        rate = DrainRate(gen.warm_up(sizes, concurrent=gen.slots) * gen.slots, gen.slots)
         admission = Admission(
             spec.name,
             max_images=s.max_queue,

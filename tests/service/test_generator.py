@@ -155,6 +155,31 @@ def test_warm_up_runs_every_size_and_measures_throughput(model_dir: Path, tmp_pa
     assert sizes[-1] / elapsed <= rate <= sizes[-1] / largest_run_s
 
 
+def test_warm_up_runs_the_largest_size_on_every_slot_at_once(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    path = model_dir / "fashion.onnx"
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "profile")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    gen = generator.Generator(contract.inspect(path), session, ["cpu"])
+    gen.warm_up([1, 2, 4], concurrent=3)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted(
+        (e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"),
+        key=lambda e: e["ts"],
+    )
+    batches = sorted(
+        (e for e in events if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"),
+        key=lambda e: e["ts"],
+    )
+    assert [e["args"]["input_type_shape"][0]["float"][0] for e in batches] == [1, 2, 4, 4, 4, 4]
+    # the last three runs came from three threads other than the one that ran the sizes
+    threads = [e["tid"] for e in runs]
+    assert len(set(threads[3:])) == 3 and threads[0] not in threads[3:]
+
+
 def test_onnxruntime_load_failure_is_one_line_naming_the_file(tmp_path: Path) -> None:
     path = models.unloadable_generator(tmp_path / "broken.onnx")
     assert json.loads(contract.inspect(path).metadata["image_shape"]) == [1, 2, 2]
