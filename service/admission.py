@@ -28,6 +28,9 @@ from service.metrics import Metrics
 # model has been busy for at least _MIN_SPAN_S.
 _RATE_WINDOW_S = 2.0
 _MIN_SPAN_S = 0.5
+# Before a refusal, the event loop gets this many turns to run what is already due: clients
+# whose hang-up it has read but whose room is given back only a few callbacks later.
+_SETTLE_TURNS = 4
 
 
 class MemoryBudget:
@@ -156,8 +159,13 @@ class Admission:
                 field="n",
             )
         give_up = time.monotonic() + wait_s
+        settle = _SETTLE_TURNS
         while not self._fits(n, need):
             left = give_up - time.monotonic()
+            if left <= 0 and settle:
+                settle -= 1
+                await asyncio.sleep(0)
+                continue
             if left <= 0:
                 self.metrics.rejected.labels(reason="overload").inc()
                 retry = self.retry_after_s(n)
