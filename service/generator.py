@@ -28,7 +28,16 @@ import onnxruntime as ort
 from service.contract import GeneratorSpec, Images, ModelError, inspect
 from service.providers import PROVIDERS, choose_providers
 
-__all__ = ["PROVIDERS", "Generator", "Images", "ModelError", "discover", "load", "warmup_sizes"]
+__all__ = [
+    "PROVIDERS",
+    "Generator",
+    "Images",
+    "ModelError",
+    "RunStop",
+    "discover",
+    "load",
+    "warmup_sizes",
+]
 
 log = logging.getLogger("service.generator")
 
@@ -108,6 +117,23 @@ def warmup_sizes(max_batch: int) -> list[int]:
     return [*sizes, max_batch]
 
 
+class RunStop:
+    """Stops one onnxruntime run from another thread: between two nodes, or two iterations of
+    a Loop, the run raises instead of going on (its requests are gone)."""
+
+    def __init__(self) -> None:
+        self.options = ort.RunOptions()
+        # A stopped run is no failure: keep onnxruntime's own error line out of the log.
+        self.options.log_severity_level = 4
+
+    def stop(self) -> None:
+        self.options.terminate = True
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.options.terminate)
+
+
 class Generator:
     """The onnxruntime session(s) serving one generator file.
 
@@ -163,8 +189,14 @@ class Generator:
                     self._sessions[size] = session
         return session
 
-    def run(self, z: npt.NDArray[np.float32], labels: npt.NDArray[np.int64] | None) -> Images:
-        """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W)."""
+    def run(
+        self,
+        z: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.int64] | None,
+        stop: RunStop | None = None,
+    ) -> Images:
+        """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W); raises
+        if `stop` is stopped before the run ends."""
         batch = z.shape[0]
         size = self._padded(batch)
         if size != batch:  # pad rows are zeros and are dropped after the run
@@ -182,10 +214,10 @@ class Generator:
                 value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
                 binding.bind_ortvalue_input(name, value)
             binding.bind_output("image", self._device, 0)
-            session.run_with_iobinding(binding)
+            session.run_with_iobinding(binding, stop.options if stop else None)
             out = binding.copy_outputs_to_cpu()[0]
         else:
-            out = session.run(["image"], feeds)[0]
+            out = session.run(["image"], feeds, stop.options if stop else None)[0]
         images = np.asarray(out, dtype=np.float32)[:batch]
         if images.shape != (batch, *self.spec.image_shape):
             raise RuntimeError(f"{self.spec.name}: run returned shape {images.shape}")

@@ -22,7 +22,8 @@ GPU one slot (runs are serialised on the device anyway) and batching does the wo
 Every admitted request is answered by its deadline (plus a grace for rows already running):
 rows still queued at the deadline are dropped with `DeadlineExceeded` (504); a client that
 disconnects drops its queued rows, and work on rows already taken is skipped where it has
-not started (the encoding) — only a run already in onnxruntime completes. A failed run fails
+not started (the encoding). A run in onnxruntime whose every request has been dropped is
+stopped between two nodes (`RunStop`), so its slot is free for live work. A failed run fails
 each of its requests once (`InferenceFailed`) and the slot goes on.
 """
 
@@ -54,7 +55,7 @@ from service.errors import (
     InferenceFailed,
     ServiceError,
 )
-from service.generator import Generator
+from service.generator import Generator, RunStop
 from service.metrics import Metrics
 
 log = logging.getLogger("service.pipeline")
@@ -95,6 +96,7 @@ class Ticket:
     encode_s: float = 0.0
     encode_error: BaseException | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    runs: list[Run] = field(default_factory=list)  # runs holding its rows (event loop only)
 
     @property
     def queued(self) -> int:
@@ -102,6 +104,19 @@ class Ticket:
 
 
 Slice = tuple[Ticket, int, int]  # rows [start, stop) of a ticket
+
+
+@dataclass(eq=False)
+class Run:
+    """One onnxruntime run in a slot: its slices, and how to stop it once nobody waits."""
+
+    batch: list[Slice]
+    stop: RunStop = field(default_factory=RunStop)
+
+    def stop_if_unwanted(self) -> None:
+        """Stop the run when every request it works for has been dropped."""
+        if all(ticket.error is not None for ticket, _, _ in self.batch):
+            self.stop.stop()
 
 
 @dataclass
@@ -241,6 +256,8 @@ class Pipeline:
             self.metrics.rejected.labels(reason="cancelled").inc()
         ticket.error = error
         self._unqueue(ticket)
+        for run in ticket.runs:
+            run.stop_if_unwanted()
         ticket.future.cancel()  # the waiter raises `error` itself
 
     # -- scheduling (event loop) -------------------------------------------------------------
@@ -260,7 +277,10 @@ class Pipeline:
             self._free -= 1
             self.series.runs_in_progress.set(self.slots - self._free)
             self.rate.busy(time.monotonic())
-            self._executor.submit(self._work, batch)
+            run = Run(batch)
+            for ticket, _, _ in batch:
+                ticket.runs.append(run)
+            self._executor.submit(self._work, run)
 
     def _should_wait(self) -> bool:
         """With GAN_MAX_DELAY_MS > 0, hold a run that is not full until the oldest has waited."""
@@ -303,8 +323,11 @@ class Pipeline:
         self._set_depth(self._depth - sum(b - a for _, a, b in batch))
         return batch
 
-    def _finished(self, batch: list[Slice], outcome: RunOutcome) -> None:
+    def _finished(self, run: Run, outcome: RunOutcome) -> None:
         """Back on the event loop after a run: answer whoever is complete, start more work."""
+        batch = run.batch
+        for ticket, _, _ in batch:
+            ticket.runs.remove(run)
         self._free += 1
         self.series.runs_in_progress.set(self.slots - self._free)
         now = time.monotonic()
@@ -313,6 +336,10 @@ class Pipeline:
             self.series.batch_size.observe(outcome.images)
             self.series.images_generated.inc(outcome.images)
             self.rate.record(now, outcome.images, outcome.run_s)
+        elif run.stop.stopped:
+            log.debug(
+                "model %s: run of %d slices stopped: its requests are gone", self.model, len(batch)
+            )
         else:
             log.error(
                 "model %s: run of %d slices failed: %s: %s",
@@ -344,18 +371,18 @@ class Pipeline:
 
     # -- the slot's thread -------------------------------------------------------------------
 
-    def _work(self, batch: list[Slice]) -> None:
+    def _work(self, run: Run) -> None:
         outcome = RunOutcome()
         try:
-            self._run(batch, outcome)
+            self._run(run, outcome)
         except Exception as exc:
             outcome.error = exc
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._finished, batch, outcome)
+            loop.call_soon_threadsafe(self._finished, run, outcome)
 
-    def _run(self, batch: list[Slice], outcome: RunOutcome) -> None:
-        live = [(t, a, b) for t, a, b in batch if t.error is None]
+    def _run(self, run: Run, outcome: RunOutcome) -> None:
+        live = [(t, a, b) for t, a, b in run.batch if t.error is None]
         if not live:
             return
         parts = [t.job.rows(a, b) for t, a, b in live]
@@ -365,7 +392,7 @@ class Pipeline:
             pieces = [p[1] for p in parts if p[1] is not None]
             labels = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         started = time.perf_counter()
-        images = self.generator.run(z, labels)
+        images = self.generator.run(z, labels, run.stop)
         outcome.run_s = time.perf_counter() - started
         outcome.images = int(z.shape[0])
         pixels = to_uint8(images)

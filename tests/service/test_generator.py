@@ -128,6 +128,18 @@ def test_each_padded_size_runs_on_a_session_of_its_own(model_dir: Path) -> None:
     assert unpadded.session_for(5) is plain.session and len(opened) == 2
 
 
+def test_a_stopped_run_raises_and_the_session_serves_on(tmp_path: Path) -> None:
+    path = models.slow_generator(tmp_path / "slow.onnx", iterations=200)
+    gen = generator.load(path, ["cpu"], intra_op_threads=1)
+    z = np.zeros((2, gen.spec.latent_dim), np.float32)
+    stop = generator.RunStop()
+    stop.stop()  # before the run: onnxruntime checks it at the first node
+    with pytest.raises(Exception, match="terminate"):
+        gen.run(z, None, stop)
+    assert stop.stopped
+    assert gen.run(z, None, generator.RunStop()).shape == (2, 1, 28, 28)
+
+
 def test_warm_up_runs_every_size_and_measures_throughput(model_dir: Path, tmp_path: Path) -> None:
     path = model_dir / "fashion.onnx"
     options = ort.SessionOptions()
