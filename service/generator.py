@@ -142,7 +142,7 @@ class Generator:
     whenever a session's input shape differs from its last run's; measured on an H200 with
     the shipped model (docs/benchmarks.md), alternating batch sizes cost about 16 ms per run
     against 0.2 ms at a steady size, so one session per size keeps every session's shape
-    steady, for a few MB of GPU memory per size.
+    steady (the GPU memory of the extra sessions was not measured).
     """
 
     def __init__(
