@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from starlette.requests import Request
 
+from service import seeding
 from service.admission import Admission, DrainRate, Permit
 from service.contract import to_uint8
 from service.errors import (
@@ -76,6 +77,8 @@ class Job:
     rows: Callable[[int, int], tuple[Latents, Labels | None]]  # inputs of rows [start, stop)
     encode: Callable[[Pixels], bytes]  # the response body, once every row has run
     format: str = "json"  # the label of gan_encode_duration_seconds
+    # Seeded rows (/samples): the run builds all its requests' inputs in one pass instead.
+    seeded: tuple[int, int | None] | None = None  # (request seed, fixed label or None)
 
 
 @dataclass(eq=False)
@@ -385,12 +388,7 @@ class Pipeline:
         live = [(t, a, b) for t, a, b in run.batch if t.error is None]
         if not live:
             return
-        parts = [t.job.rows(a, b) for t, a, b in live]
-        z = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        labels: Labels | None = None
-        if self.generator.spec.conditional:
-            pieces = [p[1] for p in parts if p[1] is not None]
-            labels = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        z, labels = self._inputs(live)
         started = time.perf_counter()
         images = self.generator.run(z, labels, run.stop)
         outcome.run_s = time.perf_counter() - started
@@ -411,6 +409,22 @@ class Pipeline:
                     log.error("model %s: encoding failed: %r", self.model, exc)
                     ticket.encode_error = exc
                 ticket.encode_s = time.perf_counter() - encode_started
+
+    def _inputs(self, live: list[Slice]) -> tuple[Latents, Labels | None]:
+        """The run's z and labels: seeded requests' rows in one pass, others request by
+        request."""
+        spec = self.generator.spec
+        seeded = [(t.job.seeded, a, b) for t, a, b in live]
+        if all(job is not None for job, _, _ in seeded):
+            parts = [seeding.SeededRows(job[0], a, b, job[1]) for job, a, b in seeded if job]
+            return seeding.batch_rows(parts, spec.latent_dim, spec.num_classes)
+        rows = [t.job.rows(a, b) for t, a, b in live]
+        z = np.concatenate([r[0] for r in rows]) if len(rows) > 1 else rows[0][0]
+        labels: Labels | None = None
+        if spec.conditional:
+            pieces = [r[1] for r in rows if r[1] is not None]
+            labels = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        return z, labels
 
     # -- life cycle --------------------------------------------------------------------------
 

@@ -28,4 +28,4 @@ def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int |
             labels = None if inputs.labels is None else inputs.labels.tolist()
         return encoding.encode(fmt, pixels, model=spec.name, seed=seed, seeds=seeds, labels=labels)
 
-    return Job(n=n, rows=rows, encode=encode, format=fmt)
+    return Job(n=n, rows=rows, encode=encode, format=fmt, seeded=(seed, label))

@@ -88,3 +88,19 @@ def test_image_zero_of_a_request_is_the_request_seed_alone(server: Server) -> No
     label = body["images"][0]["label"]
     alone = npy(server, n=1, seed=8, label=label, model="fashion")
     assert np.array_equal(alone[0], npy(server, n=3, seed=8, model="fashion")[0])
+
+
+def test_batch_rows_gives_each_part_the_values_make_rows_gives_it_alone() -> None:
+    parts = [
+        seeding.SeededRows(7, 0, 5),
+        seeding.SeededRows(2**63 - 1, 3, 4, label=6),
+        seeding.SeededRows(0, 10, 26),
+        seeding.SeededRows(123456789, 0, 1, label=0),
+    ]
+    z, labels = seeding.batch_rows(parts, latent_dim=9, num_classes=10)
+    alone = [seeding.make_rows(p.seed, p.start, p.stop, 9, 10, p.label) for p in parts]
+    assert np.array_equal(z, np.concatenate([a.z for a in alone]))
+    assert labels is not None
+    assert np.array_equal(labels, np.concatenate([a.labels for a in alone if a.labels is not None]))
+    z_only, none = seeding.batch_rows(parts, latent_dim=9, num_classes=None)
+    assert none is None and np.array_equal(z_only, z)
