@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.service_env)
     with tempfile.TemporaryDirectory(prefix="server-view-") as scratch:
+        # gan-serve picks its own provider (GAN_PROVIDERS); the provider argument is the peers'
         server = systems.start(
             systems.SYSTEMS["gan-serve"], args.model, "cpu", Path(scratch), Path(scratch), env
         )
