@@ -28,6 +28,7 @@ from tests.deploy.conftest import DEPLOY, REPO, require
 from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs
 from tests.support.gan_serve import gan_serve
 from tests.support.ports import free_port
+from tests.support.processes import stopping
 
 LOAD_THREADS = 3
 LOAD_MAX_S = 120.0  # hard stop, even if a test hangs
@@ -54,15 +55,8 @@ def running(args: list[str], log: Path) -> Iterator[subprocess.Popen]:
     """`args` as a process writing to `log`, stopped (SIGTERM, then SIGKILL) on leaving."""
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
+    with stopping(process, timeout_s=40):
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Load:

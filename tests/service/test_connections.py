@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,7 @@ from tests.service.conftest import Server, poll, settings_for
 from tests.support import onnx_models as models
 from tests.support.gan_serve import gan_serve
 from tests.support.ports import free_port
+from tests.support.processes import stopping
 
 TIMEOUT_S = 1.0  # the read and keep-alive timeouts of these servers
 MARGIN_S = 3.0  # how much later than its timeout a close may come on a busy small machine
@@ -162,19 +163,6 @@ def _limit_open_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
 
-@contextmanager
-def _stopped(process: subprocess.Popen[bytes]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def test_connections_beyond_the_open_file_limit_leave_healthz_answering_and_the_log_quiet(
     tmp_path: Path,
 ) -> None:
@@ -217,7 +205,7 @@ def test_accept_errors_out_of_file_descriptors_reach_the_log_once_per_interval(
             stderr=sink,
             cwd=Path(__file__).resolve().parents[2],  # the repository: `tests` importable
         )
-        with _stopped(process):
+        with stopping(process, timeout_s=30):
             assert process.stdout is not None
             assert process.stdout.readline() == b"exhausted\n", log.read_text()
             attempts, started = 0, time.monotonic()

@@ -26,6 +26,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.ports import free_port
+from tests.support.processes import stopping
 
 
 def poll(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
@@ -111,14 +112,6 @@ def gan_serve(
             cwd=cwd,
         )
         served = Served(process, port, log_path)
-        try:
+        with stopping(process, stop_timeout_s):
             poll(lambda: served.status("/readyz") == 200, timeout=ready_timeout_s)
             yield served
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            process.wait()
