@@ -417,7 +417,8 @@ class Pipeline:
         seeded = [(t.job.seeded, a, b) for t, a, b in live]
         if all(job is not None for job, _, _ in seeded):
             parts = [seeding.SeededRows(job[0], a, b, job[1]) for job, a, b in seeded if job]
-            return seeding.batch_rows(parts, spec.latent_dim, spec.num_classes)
+            inputs = seeding.batch_rows(parts, spec.latent_dim, spec.num_classes)
+            return inputs.z, inputs.labels
         rows = [t.job.rows(a, b) for t, a, b in live]
         z = np.concatenate([r[0] for r in rows]) if len(rows) > 1 else rows[0][0]
         labels: Labels | None = None

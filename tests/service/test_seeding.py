@@ -97,10 +97,12 @@ def test_batch_rows_gives_each_part_the_values_make_rows_gives_it_alone() -> Non
         seeding.SeededRows(0, 10, 26),
         seeding.SeededRows(123456789, 0, 1, label=0),
     ]
-    z, labels = seeding.batch_rows(parts, latent_dim=9, num_classes=10)
+    together = seeding.batch_rows(parts, latent_dim=9, num_classes=10)
+    z, labels = together.z, together.labels
     alone = [seeding.make_rows(p.seed, p.start, p.stop, 9, 10, p.label) for p in parts]
     assert np.array_equal(z, np.concatenate([a.z for a in alone]))
     assert labels is not None
     assert np.array_equal(labels, np.concatenate([a.labels for a in alone if a.labels is not None]))
-    z_only, none = seeding.batch_rows(parts, latent_dim=9, num_classes=None)
-    assert none is None and np.array_equal(z_only, z)
+    assert np.array_equal(together.seeds, np.concatenate([a.seeds for a in alone]))
+    unconditional = seeding.batch_rows(parts, latent_dim=9, num_classes=None)
+    assert unconditional.labels is None and np.array_equal(unconditional.z, z)
