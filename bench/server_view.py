@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench import systems, wrk
 
 # Histograms whose _sum / _count give each stage's mean over a cell (/samples only).
@@ -35,15 +37,12 @@ def histogram_totals(base_url: str) -> dict[str, float]:
     """{name_sum: total, name_count: total} over every label set, /samples requests only."""
     with urllib.request.urlopen(base_url + "/metrics", timeout=10) as answer:
         text = answer.read().decode()
+    wanted = {f"{stage}{part}" for stage in STAGES for part in ("_sum", "_count")}
     totals: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition("{")
-        labels, _, value = rest.rpartition("} ")
-        for stage in STAGES:
-            if name in (f"{stage}_sum", f"{stage}_count") and (
-                "route=" not in labels or 'route="/samples"' in labels
-            ):
-                totals[name] = totals.get(name, 0.0) + float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted and sample.labels.get("route", "/samples") == "/samples":
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
 
 
