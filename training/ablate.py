@@ -3,6 +3,11 @@ it one at a time, every run on the same seed and the same short budget, each exp
 scored by gan-evaluate; the table goes to docs/quality-ablation.md.
 
     python -m training.ablate --out runs/ablation --epochs 2 --threads 2 --n 10000
+    python -m training.ablate --suite speed --out runs/ablation-speed --epochs 2
+
+Two suites: `recipe` (what a lever does to quality, on the narrow pre-ablation recipe) and
+`speed` (the shipped recipe and its training-speed levers: what each does to steps per
+second, and whether a step still learns as much).
 
 Runs one process at a time (never two trainings side by side). A run whose report.json
 exists is not repeated, so the command continues an interrupted ablation. Each step's
@@ -18,6 +23,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,16 @@ LEVERS: dict[str, list[str]] = {
     "wide-g": ["--g-width", "128"],
 }
 
+# The shipped default's recipe (models/fashion-cdcgan.md) and the two speed levers of
+# gan-train, alone and together.
+SPEED_BASELINE = ["--arch", "dcgan", "--conditional", "--g-width", "128"]
+SPEED_LEVERS: dict[str, list[str]] = {
+    "fp32": [],
+    "bf16": ["--precision", "bf16"],
+    "reuse-fake": ["--reuse-fake"],
+    "bf16-reuse-fake": ["--precision", "bf16", "--reuse-fake"],
+}
+
 # Standing statistics change only what is sampled after training (the test
 # test_standing_statistics_change_the_export_but_not_the_training shows the weights are
 # bit-identical), so that lever reuses the baseline's training with the option set.
@@ -53,6 +69,69 @@ REUSES_TRAINING: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # The baseline's raw generator instead of its EMA copy: how much the EMA lags at this budget.
 EXPORT_FLAGS = {"raw-g": ["--no-ema"]}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One ablation: a base command line, its levers and the page its table goes to."""
+
+    heading: str
+    baseline: list[str]
+    levers: dict[str, list[str]]
+    table: Path
+    about: list[str]  # the page's paragraphs between the command and the table
+
+
+SUITES = {
+    "recipe": Suite(
+        "Quality ablation: the default recipe and each lever alone",
+        BASELINE,
+        LEVERS,
+        Path("docs/quality-ablation.md"),
+        [
+            "**The machine was not idle**: a 2-core VM shared with other engineers' tests and "
+            "builds while these ran, so wall times and images/s are noisy upper bounds (the "
+            "1-minute load average before and after each training is listed). One run per "
+            "lever, one seed, a short budget: differences of a few FCD points are within "
+            "run-to-run noise at this budget. `standing-stats` and `raw-g` reuse the "
+            "baseline's training (standing statistics change only what is sampled after "
+            "training, its weights are bit-identical; `raw-g` exports the raw G instead of its "
+            "EMA copy), so their wall time is the baseline's.",
+            "",
+            "`baseline` is the default recipe as it stood before this ablation (`--arch dcgan "
+            "--conditional`: non-saturating loss, w = 32, EMA 0.999, no standing statistics); "
+            "the runs used the training code of that time, whose levers default to it. Since, "
+            "gan-train's dcgan default samples and exports with `--standing-stats 200` (the "
+            "`standing-stats` row). At this budget every row is far from the 40-epoch model "
+            "shipped then (FCD 44.5): the table ranks what helps early, not what helps at "
+            "convergence.",
+            "",
+            "**The chosen recipe**: the wide G (`--g-width 128`) with standing statistics, "
+            "trained for 59 minutes (20 epochs): FCD 10.2, the shipped default then; how it "
+            "was chosen is in its card, [models/fashion-cdcgan.md](../models/fashion-cdcgan.md). "
+            "Its training-speed levers are measured in "
+            "[training-speed-ablation.md](training-speed-ablation.md).",
+            "",
+        ],
+    ),
+    "speed": Suite(
+        "Training-speed ablation: the shipped recipe, bf16 and a reused fake batch",
+        SPEED_BASELINE,
+        SPEED_LEVERS,
+        Path("docs/training-speed-ablation.md"),
+        [
+            "The question: how much faster does each lever train the shipped recipe on this "
+            "2-core CPU (which has AMX and AVX512-BF16 instructions), and does a step still "
+            "learn as much? Every row runs the same number of steps from the same seed, so "
+            "equal quality at a shorter wall time is a pure speed-up. `fp32` is the shipped "
+            "recipe as trained before. One run per row, one seed, a short budget: differences "
+            "of a few FCD points are within run-to-run noise. The runs went one at a time on "
+            "an otherwise idle machine (the 1-minute load average before and after each "
+            "training is listed; the training itself makes it about 2).",
+            "",
+        ],
+    ),
+}
 
 
 def _tool(name: str) -> list[str]:
@@ -92,7 +171,7 @@ def onnx_images_per_s(path: Path, threads: int, batch: int = 256, repeats: int =
     return batch / float(np.median(times))
 
 
-def ablate_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def ablate_one(name: str, suite: Suite, args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     run, log, model = out / name, out / f"{name}.log", out / f"{name}.onnx"
     report_path = out / f"{name}.report.json"
@@ -101,8 +180,8 @@ def ablate_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return dict(json.loads(result_path.read_text()))
     train = [
         *_tool("gan-train"),
-        *BASELINE,
-        *LEVERS[name],
+        *suite.baseline,
+        *suite.levers[name],
         "--epochs",
         str(args.epochs),
         "--seed",
@@ -148,7 +227,7 @@ def ablate_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     row = json.loads(report_path.read_text())["rows"]["model"]
     result = {
         "lever": name,
-        "flags": " ".join(LEVERS[name]),
+        "flags": " ".join(suite.levers[name]),
         "fcd": row["fcd"],
         "coverage": row["coverage"],
         "recall": row["recall"],
@@ -193,15 +272,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def write_table(args: argparse.Namespace, command: str) -> None:
-    """The table of every finished run in OUT, in LEVERS order."""
+def write_table(args: argparse.Namespace, suite: Suite, command: str) -> None:
+    """The table of every finished run in OUT, in the suite's order."""
     results = [
         json.loads((args.out / f"{name}.result.json").read_text())
-        for name in LEVERS
+        for name in suite.levers
         if (args.out / f"{name}.result.json").is_file()
     ]
     lines = [
-        "# Quality ablation: the default recipe and each lever alone",
+        f"# {suite.heading}",
         "",
         "Generated by `training/ablate.py` (do not edit by hand). Command:",
         "",
@@ -209,35 +288,14 @@ def write_table(args: argparse.Namespace, command: str) -> None:
         command,
         "```",
         "",
-        f"Every run: `gan-train {' '.join(BASELINE)} LEVER --epochs {args.epochs} "
+        f"Every run: `gan-train {' '.join(suite.baseline)} LEVER --epochs {args.epochs} "
         f"--seed {args.seed} --threads {args.threads}` on Fashion-MNIST, exported with "
         f"`gan-export` (EMA weights), scored by `gan-evaluate --n {args.n}` (seed 0, against "
         "the 10k test split). Lower FCD and C2ST (0.5 = indistinguishable) are better; "
         "higher coverage, recall and label accuracy are better. images/s: onnxruntime on "
         f"the CPU, batch 256, {args.threads} threads, median of 10 calls.",
         "",
-        "**The machine was not idle**: a 2-core VM shared with other engineers' tests and "
-        "builds while these ran, so wall times and images/s are noisy upper bounds (the "
-        "1-minute load average before and after each training is listed). One run per "
-        "lever, one seed, a short budget: differences of a few FCD points are within "
-        "run-to-run noise at this budget. `standing-stats` and `raw-g` reuse the baseline's "
-        "training (standing statistics change only what is sampled after training, its "
-        "weights are bit-identical; `raw-g` exports the raw G instead of its EMA copy), so "
-        "their wall time is the baseline's.",
-        "",
-        "`baseline` is the default recipe as it stood before this ablation (`--arch dcgan "
-        "--conditional`: non-saturating loss, w = 32, EMA 0.999, no standing statistics); "
-        "the runs used the training code of that time, whose levers default to it. Since, "
-        "gan-train's dcgan default samples and exports with `--standing-stats 200` (the "
-        "`standing-stats` row). At this budget every row is far from the 40-epoch model "
-        "shipped then (FCD 44.5): the table ranks what helps early, not what helps at "
-        "convergence.",
-        "",
-        "**The chosen recipe**: the wide G (`--g-width 128`) with standing statistics, trained "
-        "for 59 minutes (20 epochs): FCD 10.2, the shipped default since; how it was chosen "
-        "and its full evaluation are in its card, "
-        "[models/fashion-cdcgan.md](../models/fashion-cdcgan.md).",
-        "",
+        *suite.about,
         "| lever | flags | FCD ↓ | coverage ↑ | recall ↑ | C2ST ↓ | label acc. ↑ | "
         "train wall | ONNX images/s | ONNX size | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -253,11 +311,11 @@ def write_table(args: argparse.Namespace, command: str) -> None:
     notes = [f"- {r['lever']}: {r['note']}" for r in results if r.get("note")]
     if notes:
         lines += ["", "Notes:", *notes]
-    pending = [name for name in LEVERS if name not in {r["lever"] for r in results}]
+    pending = [name for name in suite.levers if name not in {r["lever"] for r in results}]
     if pending:
         lines += ["", f"Not run yet: {', '.join(pending)}."]
     lines += ["", f"Per-run logs, reports and models: `{_relative(args.out)}/`.", ""]
-    args.table.write_text("\n".join(lines))
+    (args.table or suite.table).write_text("\n".join(lines))
 
 
 def _relative(path: Path) -> str:
@@ -275,21 +333,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=10000, help="gan-evaluate samples")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS))
-    parser.add_argument("--table", type=Path, default=Path("docs/quality-ablation.md"))
+    parser.add_argument("--suite", choices=list(SUITES), default="recipe")
+    parser.add_argument("--levers", nargs="+", help="run only these (default: the suite's all)")
+    parser.add_argument("--table", type=Path, help="where the table goes (default: the suite's)")
     args = parser.parse_args(argv)
+    suite = SUITES[args.suite]
+    unknown = sorted(set(args.levers or []) - set(suite.levers))
+    if unknown:
+        parser.error(f"unknown lever(s) {', '.join(unknown)} of suite {args.suite}")
     command = shlex.join(["python", "-m", "training.ablate", *(argv or sys.argv[1:])])
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.levers:
+    for name in args.levers or list(suite.levers):
         print(
             f"{datetime.now(UTC):%H:%M:%S} {name}: running (log {args.out}/{name}.log)", flush=True
         )
         try:
-            result = ablate_one(name, args)
+            result = ablate_one(name, suite, args)
         except subprocess.CalledProcessError as error:
             print(f"{name}: failed ({error}); see {args.out}/{name}.log", flush=True)
             continue
-        write_table(args, command)
+        write_table(args, suite, command)
         print(f"{datetime.now(UTC):%H:%M:%S} {name}: {result}", flush=True)
     return 0
 

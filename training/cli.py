@@ -21,6 +21,7 @@ from training.config import (
     G_CONDITIONINGS,
     IMAGE_SIZES,
     LOSSES,
+    PRECISIONS,
     UPSAMPLINGS,
     TrainConfig,
 )
@@ -157,6 +158,19 @@ def train_parser() -> OneLineParser:
         metavar="PASSES",
         help="re-estimate the sampled G's BatchNorm statistics from PASSES train-mode "
         "batches before sample grids and export, 0 = off (dcgan 200, mlp 0)",
+    )
+    a(
+        "--precision",
+        choices=PRECISIONS,
+        help="bf16: forward passes under bfloat16 autocast (weights, optimizer and losses "
+        "stay fp32; on the CPU with channels-last convolutions). Fast where the CPU has "
+        f"bf16 instructions (AMX, AVX512-BF16), slow elsewhere (default {d.precision})",
+    )
+    a(
+        "--reuse-fake",
+        action="store_true",
+        help="the G step scores the last D step's fake batch again (one G forward fewer "
+        "per step, as the DCGAN reference code does) instead of new noise (Algorithm 1)",
     )
     a("--seed", type=_positive(int, 0), help=f"random seed (default {d.seed})")
     a("--device", choices=DEVICES, help=f"auto picks CUDA when available (default {d.device})")

@@ -18,6 +18,7 @@ DEVICES = ("auto", "cpu", "cuda")
 G_CONDITIONINGS = ("concat", "cbn")
 UPSAMPLINGS = ("convT", "nearest")
 AUGMENTATIONS = ("translation", "cutout")
+PRECISIONS = ("fp32", "bf16")
 IMAGE_SIZES = (28, 32, 64)
 
 # Per-architecture defaults (see README "Training defaults"): DCGAN follows Radford et al.
@@ -89,6 +90,10 @@ class TrainConfig:
     spectral_norm: bool = False
     diffaugment: str = ""  # comma-separated AUGMENTATIONS, "" = off
     standing_stats: int | None = None  # train-mode passes re-estimating BN statistics; 0 off
+    # Speed levers: bf16 autocast (channels-last convolutions on the CPU), and the G step
+    # scoring the D step's fake batch again instead of generating a new one.
+    precision: str = "fp32"
+    reuse_fake: bool = False
     # Image folders (--dataset folder); None: from the files (28 for the idx data sets).
     image_size: int | None = None
     channels: int | None = None
@@ -161,6 +166,8 @@ _LEVERS: dict[str, Any] = {
     "spectral_norm": False,
     "diffaugment": "",
     "standing_stats": 0,
+    "precision": "fp32",
+    "reuse_fake": False,
     "image_size": None,
     "channels": None,
     "skip_bad_files": False,

@@ -13,10 +13,11 @@ from torch import nn
 
 from tests.training.helpers import load_state, saved_before_the_levers, tiny_config
 from training.augment import cutout, diff_augment, translation
+from training.distributed import DistContext
 from training.ema import standing_statistics
 from training.export import export
 from training.models import ConditionalBatchNorm, ModelSpec, build_models
-from training.train import train
+from training.train import _gan_step, _setup, train
 
 LEVERS: dict[str, dict[str, object]] = {
     "hinge": {"loss": "hinge"},
@@ -26,6 +27,9 @@ LEVERS: dict[str, dict[str, object]] = {
     "ttur": {"g_lr": 1e-4, "d_lr": 4e-4},
     "diffaugment": {"diffaugment": "translation,cutout"},
     "standing-stats": {"standing_stats": 4},
+    "bf16": {"precision": "bf16"},
+    "reuse-fake": {"reuse_fake": True},
+    "bf16-mlp": {"arch": "mlp", "precision": "bf16", "g_width": 16, "d_width": 16},
     # the 2014 paper's setup stays trainable: MLPs, the minimax objective, k = 2 D steps
     "paper-mlp": {"arch": "mlp", "loss": "minimax", "d_steps": 2, "g_width": 16, "d_width": 16},
     "everything": {
@@ -37,6 +41,8 @@ LEVERS: dict[str, dict[str, object]] = {
         "d_lr": 4e-4,
         "diffaugment": "translation,cutout",
         "standing_stats": 4,
+        "precision": "bf16",
+        "reuse_fake": True,
     },
 }
 
@@ -181,3 +187,36 @@ def test_a_checkpoint_saved_before_the_levers_existed_exports_as_before(tmp_path
         for name in ("now.onnx", "old.onnx")
     ]
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def _generator_forwards_in_one_step(run_dir: Path, **overrides: object) -> int:
+    config = tiny_config(run_dir, conditional=True, **overrides).resolve()
+    run, state = _setup(config, None, torch.device("cpu"), DistContext(), overwrite=True)
+    calls: list[int] = []
+    state.generator.register_forward_hook(lambda *_: calls.append(1))
+    _gan_step(run, state, torch.tensor(list(run.sampler)))
+    return len(calls)
+
+
+def test_reuse_fake_runs_the_generator_once_per_step_instead_of_k_plus_one(
+    tmp_path: Path,
+) -> None:
+    assert _generator_forwards_in_one_step(tmp_path / "fresh", d_steps=2) == 3
+    assert _generator_forwards_in_one_step(tmp_path / "reused", d_steps=2, reuse_fake=True) == 2
+
+
+def test_bf16_keeps_fp32_weights_and_lays_a_cpu_dcgan_out_channels_last(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", conditional=True, precision="bf16").resolve()
+    run, state = _setup(config, None, torch.device("cpu"), DistContext(), overwrite=True)
+    statistics = _gan_step(run, state, torch.tensor(list(run.sampler)))
+    assert statistics.dtype == torch.float32 and torch.isfinite(statistics).all()
+    convolutions = [
+        m.weight
+        for m in (*state.generator.modules(), *state.discriminator.modules())
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+    assert convolutions and all(
+        w.dtype == torch.float32 and w.is_contiguous(memory_format=torch.channels_last)
+        for w in convolutions
+    )
+    assert run.images.is_contiguous(memory_format=torch.channels_last)
