@@ -138,7 +138,7 @@ SUITES = {
             "**At full length they did not ship.** Both levers together trained the shipped "
             "recipe for the same 59 minutes as the fp32 model: 23,776 steps instead of 9,522 "
             "(2.5×). Seven of ten classes scored a lower FCD than the fp32 model's, but the "
-            "sandal class collapsed (class FCD 156 against 25; its per-epoch samples show one "
+            "sandal class collapsed (class FCD 156 against 25; its per-epoch sample grids show mostly one "
             "flat sandal from about the fifth epoch on, where the fp32 run drew heels and "
             "boots), so the overall FCD was 18.1 against 10.2, and the shipped default stays "
             "the fp32 model ([models/fashion-cdcgan.md](../models/fashion-cdcgan.md), which "
