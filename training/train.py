@@ -409,8 +409,8 @@ def _autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
 
 
 def _memory_format(config: TrainConfig, device: torch.device) -> torch.memory_format:
-    """Channels-last for bf16 DCGANs on the CPU: oneDNN's bf16 (AMX) convolutions want it,
-    and measured on this project's 2-core CPU it is slower than the default in fp32."""
+    """Channels-last for bf16 DCGANs on the CPU, the layout oneDNN's bf16 (AMX) convolutions
+    want; everything else keeps the default layout."""
     if config.precision == "bf16" and device.type == "cpu" and config.arch == "dcgan":
         return torch.channels_last
     return torch.contiguous_format
