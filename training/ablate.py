@@ -145,7 +145,9 @@ SUITES = {
             "([models/fashion-cdcgan.md](../models/fashion-cdcgan.md), which "
             "has the full evaluation). Which lever causes the collapse is not measured: bf16 "
             "keeps the fp32 run's noise stream, the reused fake batch changes it (one run, "
-            "one seed). Both stay options, neither is a default.",
+            "one seed). A second seed, stopped after 41 minutes (15,112 steps), did not "
+            "collapse and beat the shipped model: FCD 8.86, coverage 0.827, recall 0.597. "
+            "Both stay options, neither is a default yet.",
             "",
         ],
     ),
