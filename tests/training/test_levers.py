@@ -17,7 +17,7 @@ from training.distributed import DistContext
 from training.ema import standing_statistics
 from training.export import export
 from training.models import ConditionalBatchNorm, ModelSpec, build_models
-from training.train import _gan_step, _setup, train
+from training.train import TrainingState, _gan_step, _Run, _setup, train
 
 LEVERS: dict[str, dict[str, object]] = {
     "hinge": {"loss": "hinge"},
@@ -189,9 +189,14 @@ def test_a_checkpoint_saved_before_the_levers_existed_exports_as_before(tmp_path
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-def _generator_forwards_in_one_step(run_dir: Path, **overrides: object) -> int:
+def _set_up(run_dir: Path, **overrides: object) -> tuple[_Run, TrainingState]:
+    """A tiny conditional run's set-up on the CPU, ready for `_gan_step`."""
     config = tiny_config(run_dir, conditional=True, **overrides).resolve()
-    run, state = _setup(config, None, torch.device("cpu"), DistContext(), overwrite=True)
+    return _setup(config, None, torch.device("cpu"), DistContext(), overwrite=True)
+
+
+def _generator_forwards_in_one_step(run_dir: Path, **overrides: object) -> int:
+    run, state = _set_up(run_dir, **overrides)
     calls: list[int] = []
     state.generator.register_forward_hook(lambda *_: calls.append(1))
     _gan_step(run, state, torch.tensor(list(run.sampler)))
@@ -206,8 +211,7 @@ def test_reuse_fake_runs_the_generator_once_per_step_instead_of_k_plus_one(
 
 
 def test_bf16_keeps_fp32_weights_and_lays_a_cpu_dcgan_out_channels_last(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path / "run", conditional=True, precision="bf16").resolve()
-    run, state = _setup(config, None, torch.device("cpu"), DistContext(), overwrite=True)
+    run, state = _set_up(tmp_path / "run", precision="bf16")
     statistics = _gan_step(run, state, torch.tensor(list(run.sampler)))
     assert statistics.dtype == torch.float32 and torch.isfinite(statistics).all()
     convolutions = [
