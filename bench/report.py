@@ -206,13 +206,16 @@ def markdown(res: dict[str, Any]) -> str:
     if b and "error" not in b:
         lat = b["ok_latency_ms"] or {}
         rej = b["rejected_latency_ms"] or {}
+        connect = b.get("connect_ms") or {}
         add(f"### Burst: {b['clients']} concurrent requests, n = {b['n']}, {b['format']}")
         add("")
         add(
             f"Statuses {b['statuses']}; answered within the deadline + 1 s: "
             f"{b['answered_within_deadline_plus_1s']}; 200s p50 {_fmt(lat.get('p50'))} / max "
             f"{_fmt(lat.get('max'))} ms; rejections p50 {_fmt(rej.get('p50'))} / max "
-            f"{_fmt(rej.get('max'))} ms; RSS {b['rss_mb']['before']} → peak "
+            f"{_fmt(rej.get('max'))} ms (each from its request's write; connection set-up "
+            f"before the burst p50 {_fmt(connect.get('p50'))} / max "
+            f"{_fmt(connect.get('max'))} ms); RSS {b['rss_mb']['before']} → peak "
             f"{b['rss_mb']['peak']} → {b['rss_mb']['after']} MB."
         )
         add("")

@@ -13,6 +13,7 @@ traceback (130 if Ctrl-C arrives before the server is up).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -108,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except contract.ModelError as exc:
         return error(_PROG, str(exc))
     app = create_app(settings, specs)
+    # What is alive now (modules, the app) lives as long as the process: frozen, it is out of
+    # the cyclic collector's reach, and a full collection while serving no longer walks it
+    # with the GIL held (docs/benchmarks.md, "The event loop's share").
+    gc.collect()
+    gc.freeze()
     # -- reliability (service/server.py): JSON protocol errors, read and keep-alive timeouts,
     # the connection cap (sets uvicorn's `http` protocol: httptools); no event-loop log flood
     connection_layer = server.uvicorn_options(settings, parser="httptools")
