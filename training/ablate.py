@@ -129,8 +129,7 @@ SUITES = {
             "differences of a few FCD points are within run-to-run noise. The runs went one "
             "at a time on an otherwise idle machine (the 1-minute load average before and "
             "after each training is listed; the training itself makes it about 2). The four "
-            "ONNX files "
-            "are the same graph, so their images/s differ by measurement noise only.",
+            "ONNX files are the same graph, so their images/s differ by measurement noise only.",
             "",
             "At this budget: together the levers train the same steps in 2.8 instead of 5.0 "
             "minutes (1.8×; bf16 alone 1.4×, the reused fake batch alone 1.2×). At equal steps "
