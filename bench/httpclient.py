@@ -68,13 +68,19 @@ def raw_request(
 
 
 async def timed(
-    host: str, port: int, raw: bytes, timeout_s: float, due: float | None = None
+    host: str,
+    port: int,
+    raw: bytes,
+    timeout_s: float,
+    due: float | None = None,
+    connection: Connection | None = None,
 ) -> Answer:
-    """One request on a new connection, timed from `due` (default: now)."""
+    """One request on `connection` (default: a new one), timed from `due` (default: now);
+    the connection is closed after it."""
     due = time.perf_counter() if due is None else due
     try:
         async with asyncio.timeout(timeout_s):
-            connection = await Connection.open(host, port)
+            connection = connection or await Connection.open(host, port)
             try:
                 status, body = await connection.request(raw)
             finally:

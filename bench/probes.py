@@ -170,17 +170,9 @@ def burst(
     peak = rss_before or 0.0
 
     async def one(connection: Connection | BaseException) -> Answer:
-        sent = time.perf_counter()
-        if isinstance(connection, BaseException):
+        if isinstance(connection, BaseException):  # it never opened
             return Answer(0, 0.0)
-        try:
-            async with asyncio.timeout(deadline_s + 30):
-                status, body = await connection.request(raw)
-        except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-            return Answer(0, time.perf_counter() - sent)
-        finally:
-            connection.close()
-        return Answer(status, time.perf_counter() - sent, body)
+        return await timed(HOST, server.port, raw, deadline_s + 30, connection=connection)
 
     async def run() -> tuple[list[Answer], list[float], float]:
         nonlocal peak
