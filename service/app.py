@@ -20,11 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.auth import install_access_control
 from service.contract import GeneratorSpec
 from service.docs import install_docs
+from service.early_refusal import SAMPLES_PATH, EarlyRefusal
 from service.edge import BodyLimit, HeadAsGet, ProtocolChecks
 from service.errors import install_error_handlers
 from service.gallery import create_gallery_router
 from service.interpolate import create_interpolate_router
 from service.metrics import Metrics
+from service.params import sample_models
 from service.pipeline import PERMITS_KEY
 from service.routes import create_router
 from service.settings import Settings
@@ -102,12 +104,17 @@ def create_app(
     )
     app.state.service = state
     install_error_handlers(app)
-    app.include_router(create_router(settings))
+    sample_schema = sample_models(settings)
+    router = create_router(sample_schema)
+    app.include_router(router)
     # -- newcomer: /interpolate, the gallery page at /, offline /docs (no ReDoc) --
     app.include_router(create_interpolate_router(settings))
     app.include_router(create_gallery_router())
     install_docs(app)
     # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
+    # -- pipeline: refusals before routing, behind the access control (service/early_refusal.py)
+    samples_route = next(r for r in router.routes if getattr(r, "path", None) == SAMPLES_PATH)
+    app.add_middleware(EarlyRefusal, state=state, schema=sample_schema, route=samples_route)
     install_access_control(app, settings, metrics)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)

@@ -6,7 +6,8 @@
 Both ways take the same names with the same rules; a field given both ways is refused (422
 naming it) rather than one silently winning. `sample_models(settings)` gives the pydantic
 models of both (they document the route and validate it), `read_sample_params` reads a
-request into a `SampleParams`; `resolve_label` turns a label into a class index of one model.
+request into a `SampleParams` (`read_query_params` a query alone, for the early refusal of
+`service.early_refusal`); `resolve_label` turns a label into a class index of one model.
 
 Labels: a class index (`7`) or a class name as people type it. Names compare on letters and
 digits only, ignoring case and the separators space, `-`, `_` and `/`: `ankle-boot`,
@@ -168,6 +169,17 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def read_query_params(query: dict[str, str], models: SampleModels) -> SampleParams:
+    """A `/samples` request's parameters from its query alone (422 naming the first bad one)."""
+    try:
+        parsed = models.query.model_validate(query)
+    except ValidationError as error:
+        raise _invalid(error, None) from None
+    return SampleParams(
+        n=parsed.n, seed=parsed.seed, label=parsed.label, model=parsed.model, format=parsed.format
+    )
+
+
 async def read_sample_params(request: Request, models: SampleModels) -> SampleParams:
     """A `/samples` request's parameters from its query and its optional JSON body.
 
@@ -175,13 +187,7 @@ async def read_sample_params(request: Request, models: SampleModels) -> SamplePa
     costs several times the rest of the request's event-loop time); the same models document
     the route, so what is enforced is what the schema says."""
     query_params = request.query_params
-    try:
-        query = models.query.model_validate(dict(query_params))
-    except ValidationError as error:
-        raise _invalid(error, None) from None
-    params = SampleParams(
-        n=query.n, seed=query.seed, label=query.label, model=query.model, format=query.format
-    )
+    params = read_query_params(dict(query_params), models)
     headers = request.headers
     if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
         return params

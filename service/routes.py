@@ -5,7 +5,7 @@ Parameters are validated here, at the edge; everything below raises domain error
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the parameter annotations at
-# run time, and they refer to `settings` in create_router's scope.
+# run time, and they refer to `sample_schema` in create_router's scope.
 
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
@@ -17,9 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import encoding, seeding
 from service.errors import error_body
-from service.params import read_sample_params, resolve_label, sample_models
-from service.sampling import sample_job
-from service.settings import Settings
+from service.params import SampleModels, read_sample_params
+from service.sampling import plan, sample_job
 from service.state import ServiceState
 
 
@@ -81,26 +80,22 @@ def _model_card(state: ServiceState, name: str) -> dict[str, Any]:
     }
 
 
-def create_router(settings: Settings) -> APIRouter:
-    """The service's routes; `settings` fix the documented parameter limits."""
+def create_router(sample_schema: SampleModels) -> APIRouter:
+    """The service's routes; `sample_schema` (from the settings) fixes /samples' limits."""
     router = APIRouter()
-
-    sample_schema = sample_models(settings)
 
     async def serve_samples(request: Request) -> Response:
         """Generate n images. Image i has seed derive(seed, i); derive(seed, 0) = seed."""
         state: ServiceState = request.app.state.service
         params = await read_sample_params(request, sample_schema)
-        chosen = encoding.negotiate(params.format, request.headers.get("accept"))
-        served = state.model(params.model)
-        spec = served.generator.spec
-        label_index = resolve_label(spec, params.label)
+        planned = plan(state, params, request.headers.get("accept"))
+        spec = planned.served.generator.spec
         seed = seeding.random_seed() if params.seed is None else params.seed
-        job = sample_job(spec, chosen, seed, params.n, label_index)
-        body = await served.pipeline.run(job, request)
+        job = sample_job(spec, planned.format, seed, params.n, planned.label)
+        body = await planned.served.pipeline.run(job, request)
         return Response(
             body,
-            media_type=encoding.MEDIA_TYPES[chosen],
+            media_type=encoding.MEDIA_TYPES[planned.format],
             headers={"X-Seed": str(seed), "X-Model": spec.name},
         )
 

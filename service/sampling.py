@@ -1,15 +1,38 @@
-"""The job of one `/samples` request: seeded inputs row by row, the body in its format.
+"""One `/samples` request: its plan (model, format, label) and its job (inputs, body).
 
-Both callables run in a run slot's thread (`service.pipeline`): the inputs of a large request
-are built run by run, never before the request is admitted.
+`plan` resolves validated parameters against the service: the endpoint and the early refusal
+(`service.early_refusal`) both use it, so both apply the same checks in the same order.
+The job's two callables run in a run slot's thread (`service.pipeline`): the inputs of a large
+request are built run by run, never before the request is admitted.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from service import encoding, seeding
 from service.contract import GeneratorSpec
 from service.encoding import Format
+from service.params import SampleParams, resolve_label
 from service.pipeline import Job, Labels, Latents, Pixels
+from service.state import ServedModel, ServiceState
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What a valid `/samples` request resolves to."""
+
+    served: ServedModel
+    format: Format
+    label: int | None  # class index; None: random labels
+
+
+def plan(state: ServiceState, params: SampleParams, accept: str | None) -> SamplePlan:
+    """The model, format and label of a request; raises the 4xx/503 errors of each (an
+    unacceptable Accept, a service not ready or draining, an unknown model, a bad label)."""
+    chosen = encoding.negotiate(params.format, accept)
+    served = state.model(params.model)
+    return SamplePlan(served, chosen, resolve_label(served.generator.spec, params.label))
 
 
 def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int | None) -> Job:

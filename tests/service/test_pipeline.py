@@ -152,6 +152,47 @@ def test_admission_counts_running_images_not_only_queued_ones(slow: Server) -> N
     poll(lambda: slow.metric("gan_admitted_images", model="slow") == 0)
 
 
+def test_a_full_model_still_gives_every_other_answer_first(
+    slow_dir: Path, serve: Callable[..., Server]
+) -> None:
+    """Refusals of a full model are answered before routing (service.early_refusal); a
+    request that is wrong in another way still gets its own 4xx, and one whose parameters come
+    in a JSON body gets the same 503 from the endpoint."""
+    srv = serve(settings_for(slow_dir, max_batch=1, max_queue=8, max_samples=8))
+
+    def count(status: int) -> float:
+        return srv.metric("gan_requests_total", route="/samples", status=str(status))
+
+    refusals = srv.metric("gan_rejected_total", reason="overload")
+    answered = count(503)
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(post, srv, n=8)  # eight one-image runs: seconds of work
+        poll(lambda: srv.metric("gan_admitted_images", model="slow") == 8)
+        early = post(srv, n=1)
+        in_body = srv.client.post("/samples", json={"n": 1})
+        wrong = {
+            "seed": post(srv, n=1, seed=-1),
+            "format": post(srv, n=1, format="gif"),
+            "model": post(srv, n=1, model="nope"),
+            "label": post(srv, n=1, label=1),  # the slow model is unconditional
+        }
+        still_full = srv.metric("gan_admitted_images", model="slow") == 8
+        assert holder.result().status_code == 200
+    assert still_full
+    for refused in (early, in_body):
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert int(refused.headers["retry-after"]) >= 1
+    assert {name: (r.status_code, r.json()["error"]["field"]) for name, r in wrong.items()} == {
+        "seed": (422, "seed"),
+        "format": (422, "format"),
+        "model": (404, "model"),
+        "label": (422, "label"),
+    }
+    assert srv.metric("gan_rejected_total", reason="overload") == refusals + 2
+    assert count(503) == answered + 2
+
+
 def test_retry_after_matches_the_wait_that_follows(
     slow_dir: Path, serve: Callable[..., Server]
 ) -> None:
