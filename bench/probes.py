@@ -167,6 +167,7 @@ def burst(
     raw = _raw(server, n, fmt)
     quiet = wait()
     rss_before = systems.rss_mb(server.pid)
+    loop_cpu_before = systems.main_thread_cpu_ms(server.pid)
     peak = rss_before or 0.0
 
     async def one(connection: Connection | BaseException) -> Answer:
@@ -195,6 +196,7 @@ def burst(
         return [t.result() for t in tasks], connect_s, sent - started
 
     answers, connect_s, set_up_s = asyncio.run(run())
+    loop_cpu_after = systems.main_thread_cpu_ms(server.pid)
     time.sleep(3)  # let the allocator give back what it will
     ok = [a.seconds for a in answers if a.status == 200]
     rejected = [a.seconds for a in answers if a.status not in (0, 200)]
@@ -212,6 +214,13 @@ def burst(
         "rejected_latency_ms": percentiles(rejected),
         "all_latency_ms": percentiles([a.seconds for a in answers]),
         "rss_mb": {"before": rss_before, "peak": peak, "after": systems.rss_mb(server.pid)},
+        # the server's main thread (its event loop) from before the connections to the last
+        # answer: connection set-up, every request and answer, the accepted requests' replies
+        "event_loop_cpu_ms": (
+            None
+            if loop_cpu_before is None or loop_cpu_after is None
+            else round(loop_cpu_after - loop_cpu_before, 1)
+        ),
         "quiet": quiet.as_dict(),
     }
 

@@ -216,7 +216,8 @@ def markdown(res: dict[str, Any]) -> str:
             f"{_fmt(rej.get('max'))} ms (each from its request's write; connection set-up "
             f"before the burst p50 {_fmt(connect.get('p50'))} / max "
             f"{_fmt(connect.get('max'))} ms); RSS {b['rss_mb']['before']} → peak "
-            f"{b['rss_mb']['peak']} → {b['rss_mb']['after']} MB."
+            f"{b['rss_mb']['peak']} → {b['rss_mb']['after']} MB; the server's event loop "
+            f"used {_fmt(b.get('event_loop_cpu_ms'))} ms of CPU."
         )
         add("")
     d = res.get("disconnects")

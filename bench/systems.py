@@ -322,3 +322,15 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def main_thread_cpu_ms(pid: int) -> float | None:
+    """CPU time (user + system) of `pid`'s main thread so far, ms: an asyncio server's event
+    loop. Linux only (/proc); None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return 1000.0 * ticks / os.sysconf("SC_CLK_TCK")

@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.auth import install_access_control
 from service.contract import GeneratorSpec
 from service.docs import install_docs
-from service.early_refusal import SAMPLES_PATH, EarlyRefusal
 from service.edge import BodyLimit, HeadAsGet, ProtocolChecks
 from service.errors import install_error_handlers
+from service.fast_path import SAMPLES_PATH, SamplesFastPath
 from service.gallery import create_gallery_router
 from service.interpolate import create_interpolate_router
 from service.metrics import Metrics
@@ -112,9 +112,9 @@ def create_app(
     app.include_router(create_gallery_router())
     install_docs(app)
     # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
-    # -- pipeline: refusals before routing, behind the access control (service/early_refusal.py)
+    # -- pipeline: query-only /samples before routing, behind the access control (fast_path)
     samples_route = next(r for r in router.routes if getattr(r, "path", None) == SAMPLES_PATH)
-    app.add_middleware(EarlyRefusal, state=state, schema=sample_schema, route=samples_route)
+    app.add_middleware(SamplesFastPath, state=state, schema=sample_schema, route=samples_route)
     install_access_control(app, settings, metrics)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)

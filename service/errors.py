@@ -113,6 +113,12 @@ def error_response(error: ServiceError) -> JSONResponse:
     )
 
 
+def internal_error_response(error: Exception) -> JSONResponse:
+    """The 500 of an error nothing expected: logged with its traceback, never sent."""
+    log.exception("unhandled error", exc_info=error)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
 def _validation_field(loc: Sequence[Any]) -> str | None:
     # loc is ("query", "n") and the like; the parameter name is the last string in it.
     names = [part for part in loc if isinstance(part, str)]
@@ -143,8 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+        return internal_error_response(exc)
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

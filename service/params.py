@@ -6,8 +6,8 @@
 Both ways take the same names with the same rules; a field given both ways is refused (422
 naming it) rather than one silently winning. `sample_models(settings)` gives the pydantic
 models of both (they document the route and validate it), `read_sample_params` reads a
-request into a `SampleParams` (`read_query_params` a query alone, for the early refusal of
-`service.early_refusal`); `resolve_label` turns a label into a class index of one model.
+request into a `SampleParams` (`read_query_params` a query alone, for `service.fast_path`);
+`resolve_label` turns a label into a class index of one model.
 
 Labels: a class index (`7`) or a class name as people type it. Names compare on letters and
 digits only, ignoring case and the separators space, `-`, `_` and `/`: `ankle-boot`,

@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service import encoding, seeding
+from service import encoding
 from service.errors import error_body
 from service.params import SampleModels, read_sample_params
-from service.sampling import plan, sample_job
+from service.sampling import answer
 from service.state import ServiceState
 
 
@@ -85,19 +85,9 @@ def create_router(sample_schema: SampleModels) -> APIRouter:
     router = APIRouter()
 
     async def serve_samples(request: Request) -> Response:
-        """Generate n images. Image i has seed derive(seed, i); derive(seed, 0) = seed."""
+        """Parameters in a JSON body (query-only requests take `service.fast_path`)."""
         state: ServiceState = request.app.state.service
-        params = await read_sample_params(request, sample_schema)
-        planned = plan(state, params, request.headers.get("accept"))
-        spec = planned.served.generator.spec
-        seed = seeding.random_seed() if params.seed is None else params.seed
-        job = sample_job(spec, planned.format, seed, params.n, planned.label)
-        body = await planned.served.pipeline.run(job, request)
-        return Response(
-            body,
-            media_type=encoding.MEDIA_TYPES[planned.format],
-            headers={"X-Seed": str(seed), "X-Model": spec.name},
-        )
+        return await answer(state, await read_sample_params(request, sample_schema), request)
 
     async def samples(
         query: Annotated[sample_schema.query, Query()],  # type: ignore[name-defined]

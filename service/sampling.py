@@ -1,14 +1,19 @@
-"""One `/samples` request: its plan (model, format, label) and its job (inputs, body).
+"""One `/samples` request: its plan (model, format, label), its job (inputs, body), its answer.
 
-`plan` resolves validated parameters against the service: the endpoint and the early refusal
-(`service.early_refusal`) both use it, so both apply the same checks in the same order.
-The job's two callables run in a run slot's thread (`service.pipeline`): the inputs of a large
-request are built run by run, never before the request is admitted.
+`answer` takes validated parameters to the response: `plan` resolves them against the service,
+the model's pipeline admits and runs the job. The FastAPI route (JSON bodies,
+`service.routes`) and the fast path (query-only requests, `service.fast_path`) both call it,
+so both apply the same checks in the same order. The job's two callables run in a run slot's
+thread (`service.pipeline`): the inputs of a large request are built run by run, never before
+the request is admitted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 from service import encoding, seeding
 from service.contract import GeneratorSpec
@@ -52,3 +57,18 @@ def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int |
         return encoding.encode(fmt, pixels, model=spec.name, seed=seed, seeds=seeds, labels=labels)
 
     return Job(n=n, rows=rows, encode=encode, format=fmt, seeded=(seed, label))
+
+
+async def answer(state: ServiceState, params: SampleParams, request: Request) -> Response:
+    """The response to a `/samples` request with these parameters (or a ServiceError).
+    Image i has seed derive(seed, i); derive(seed, 0) = seed."""
+    planned = plan(state, params, request.headers.get("accept"))
+    spec = planned.served.generator.spec
+    seed = seeding.random_seed() if params.seed is None else params.seed
+    job = sample_job(spec, planned.format, seed, params.n, planned.label)
+    body = await planned.served.pipeline.run(job, request)
+    return Response(
+        body,
+        media_type=encoding.MEDIA_TYPES[planned.format],
+        headers={"X-Seed": str(seed), "X-Model": spec.name},
+    )

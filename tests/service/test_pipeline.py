@@ -155,9 +155,9 @@ def test_admission_counts_running_images_not_only_queued_ones(slow: Server) -> N
 def test_a_full_model_still_gives_every_other_answer_first(
     slow_dir: Path, serve: Callable[..., Server]
 ) -> None:
-    """Refusals of a full model are answered before routing (service.early_refusal); a
-    request that is wrong in another way still gets its own 4xx, and one whose parameters come
-    in a JSON body gets the same 503 from the endpoint."""
+    """A full model's refusals come from the fast path (service.fast_path) for a query and
+    from the FastAPI route for a JSON body, alike; a request that is wrong in another way
+    still gets its own 4xx first."""
     srv = serve(settings_for(slow_dir, max_batch=1, max_queue=8, max_samples=8))
 
     def count(status: int) -> float:
