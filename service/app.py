@@ -111,10 +111,10 @@ def create_app(
     app.include_router(create_interpolate_router(settings))
     app.include_router(create_gallery_router())
     install_docs(app)
-    # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
-    # -- pipeline: query-only /samples before routing, behind the access control (fast_path)
+    # -- pipeline: query-only /samples before routing, behind the access control (fast_path) --
     samples_route = next(r for r in router.routes if getattr(r, "path", None) == SAMPLES_PATH)
     app.add_middleware(SamplesFastPath, state=state, schema=sample_schema, route=samples_route)
+    # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
     install_access_control(app, settings, metrics)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)
