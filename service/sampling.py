@@ -1,7 +1,7 @@
-"""One `/samples` request: its plan (model, format, label), its job (inputs, body), its answer.
+"""One `/samples` request: its job (inputs, body) and its answer.
 
-`answer` takes validated parameters to the response: `plan` resolves them against the service,
-the model's pipeline admits and runs the job. The FastAPI route (JSON bodies,
+`answer` takes validated parameters to the response: it resolves the format, the model and
+the label, and the model's pipeline admits and runs the job. The FastAPI route (JSON bodies,
 `service.routes`) and the fast path (query-only requests, `service.fast_path`) both call it,
 so both apply the same checks in the same order. The job's two callables run in a run slot's
 thread (`service.pipeline`): the inputs of a large request are built run by run, never before
@@ -9,8 +9,6 @@ the request is admitted.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,24 +18,7 @@ from service.contract import GeneratorSpec
 from service.encoding import Format
 from service.params import SampleParams, resolve_label
 from service.pipeline import Job, Labels, Latents, Pixels
-from service.state import ServedModel, ServiceState
-
-
-@dataclass(frozen=True)
-class SamplePlan:
-    """What a valid `/samples` request resolves to."""
-
-    served: ServedModel
-    format: Format
-    label: int | None  # class index; None: random labels
-
-
-def plan(state: ServiceState, params: SampleParams, accept: str | None) -> SamplePlan:
-    """The model, format and label of a request; raises the 4xx/503 errors of each (an
-    unacceptable Accept, a service not ready or draining, an unknown model, a bad label)."""
-    chosen = encoding.negotiate(params.format, accept)
-    served = state.model(params.model)
-    return SamplePlan(served, chosen, resolve_label(served.generator.spec, params.label))
+from service.state import ServiceState
 
 
 def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int | None) -> Job:
@@ -61,14 +42,18 @@ def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int |
 
 async def answer(state: ServiceState, params: SampleParams, request: Request) -> Response:
     """The response to a `/samples` request with these parameters (or a ServiceError).
-    Image i has seed derive(seed, i); derive(seed, 0) = seed."""
-    planned = plan(state, params, request.headers.get("accept"))
-    spec = planned.served.generator.spec
+    Image i has seed derive(seed, i); derive(seed, 0) = seed. The checks, in this order: an
+    unacceptable Accept, a service not ready or draining, an unknown model, a bad label, then
+    admission."""
+    chosen = encoding.negotiate(params.format, request.headers.get("accept"))
+    served = state.model(params.model)
+    spec = served.generator.spec
+    label = resolve_label(spec, params.label)
     seed = seeding.random_seed() if params.seed is None else params.seed
-    job = sample_job(spec, planned.format, seed, params.n, planned.label)
-    body = await planned.served.pipeline.run(job, request)
+    job = sample_job(spec, chosen, seed, params.n, label)
+    body = await served.pipeline.run(job, request)
     return Response(
         body,
-        media_type=encoding.MEDIA_TYPES[planned.format],
+        media_type=encoding.MEDIA_TYPES[chosen],
         headers={"X-Seed": str(seed), "X-Model": spec.name},
     )
