@@ -275,3 +275,24 @@ def disconnects(
         },
         "quiet": quiet.as_dict(),
     }
+
+
+def disconnect_trials(
+    server: systems.Server, wait: Wait, *, trials: int, **kwargs: Any
+) -> dict[str, Any]:
+    """`disconnects` `trials` times in a row: where the gone clients' runs stand when they
+    hang up varies from trial to trial, and so does the wait of the request after them. The
+    summary is the worst trial's next request and every trial's images."""
+    runs = [disconnects(server, wait, **kwargs) for _ in range(max(trials, 1))]
+    worst = max(
+        runs, key=lambda r: (r["next_request"]["status"] != 200, r["next_request"]["latency_ms"])
+    )
+    generated = sum(r["images_generated"] for r in runs)
+    return {
+        **{k: v for k, v in worst.items() if k != "quiet"},
+        "trials": len(runs),
+        "images_generated": generated,
+        "share_generated": round(generated / sum(r["clients"] * r["n"] for r in runs), 4),
+        "next_requests": [r["next_request"] for r in runs],
+        "quiet": [r["quiet"] for r in runs],
+    }

@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--burst-clients", type=int, default=300)
     p.add_argument("--disconnect-clients", type=int, default=200)
     p.add_argument(
+        "--disconnect-trials",
+        type=int,
+        default=5,
+        help="mass hang-ups in a row on one server (where a run stands when they come varies)",
+    )
+    p.add_argument(
         "--quiet-cores",
         type=float,
         default=0.25,
@@ -106,6 +112,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.concurrency, args.n, args.formats = [1, 32], [16], ["png"]
     args.openloop_step, args.openloop_steps, args.openloop_factor = 1.0, 4, 1.5
     args.overload_duration, args.burst_clients, args.disconnect_clients = 3.0, 20, 20
+    args.disconnect_trials = 1
     args.quiet_wait = min(args.quiet_wait, 5.0)
 
 
@@ -255,16 +262,11 @@ class Bench:
         finally:
             server.stop()
         print(f"gan-serve's active provider: {res['service_card'].get('provider')}", flush=True)
-        limits = res["service_card"].get("limits", {})  # the service's max batch and deadline
+        limits = res["service_card"].get("limits", {})  # the service's deadline
         if "limit" in a.experiments:
             quiet = self.wait()
             res["limit"] = {
-                **limit.measure(
-                    str(a.model),
-                    self.provider,
-                    int(limits.get("max_batch", 256)),
-                    min_s=1.0 if a.quick else 3.0,
-                ),
+                **limit.measure(str(a.model), self.provider, min_s=1.0 if a.quick else 3.0),
                 "quiet": quiet.as_dict(),
             }
             print(f"  limit: {json.dumps(res['limit'])[:300]}", flush=True)
@@ -307,7 +309,8 @@ class Bench:
             )
             self.service_probe(
                 "disconnects",
-                probes.disconnects,
+                probes.disconnect_trials,
+                trials=a.disconnect_trials,
                 clients=a.disconnect_clients,
                 n=1024,
                 fmt="png",

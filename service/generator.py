@@ -248,6 +248,24 @@ class Generator:
                     done.result()
         return rate
 
+    def largest_batch_within(self, sizes: Sequence[int], limit_s: float) -> int:
+        """The largest of `sizes` whose run takes at most `limit_s` (the smallest if none does).
+
+        Sizes are tried smallest first, each run once unmeasured (the first run at a shape sets
+        up its memory, and its kernels on CUDA) and once timed; the first size over the limit
+        ends the search, so a slow model never runs the sizes it will not serve.
+        """
+        ordered = sorted(sizes)
+        fitted = ordered[0]
+        for size in ordered:
+            self._warm_run(size)
+            started = time.perf_counter()
+            self._warm_run(size)
+            if time.perf_counter() - started > limit_s:
+                break
+            fitted = size
+        return fitted
+
     def _warm_run(self, size: int) -> None:
         z = np.zeros((size, self.spec.latent_dim), np.float32)
         labels = np.zeros(size, np.int64) if self.spec.conditional else None

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     )
 
     max_batch: int = Field(default=256, ge=1, description="Most images in one onnxruntime run.")
+    max_run_ms: float = Field(
+        default=50.0,
+        ge=0,
+        description="Longest onnxruntime run, timed at start-up: the max batch is lowered to "
+        "the largest power of two whose run takes at most this (0: no limit).",
+    )
     max_delay_ms: float = Field(
         default=0.0,
         ge=0,

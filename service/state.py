@@ -39,7 +39,7 @@ class Status(StrEnum):
 class ServedModel:
     generator: Generator
     pipeline: Pipeline
-    max_batch: int  # GAN_MAX_BATCH, or less where the memory budget demands it
+    max_batch: int  # GAN_MAX_BATCH, or less where the memory budget or GAN_MAX_RUN_MS demands it
     cost: ImageCost
 
 
@@ -115,7 +115,8 @@ class ServiceState:
             self.set_status(Status.READY)
 
     def _load_one(self, spec: GeneratorSpec) -> ServedModel:
-        """In a thread: open a session, fit its batch to the memory budget, warm it up."""
+        """In a thread: open a session, fit its batch to the memory budget and the longest run,
+        warm it up."""
         s = self.settings
         path = spec.path
         gen = generator.load(
@@ -130,9 +131,7 @@ class ServiceState:
             held=memory.held_bytes(spec.image_shape, spec.latent_dim),
             working=memory.working_bytes(onnx.load(str(path)), spec.image_shape),
         )
-        max_batch, reserve = memory.fit_max_batch(
-            s.max_batch, gen.slots, cost, self.budget.for_requests
-        )
+        max_batch, _ = memory.fit_max_batch(s.max_batch, gen.slots, cost, self.budget.for_requests)
         if max_batch == 0:
             raise ModelError(
                 f"{path}: one image needs {(cost.working * gen.slots + cost.held) / MB:.1f} MB "
@@ -150,7 +149,11 @@ class ServiceState:
                 cost.working / MB,
                 gen.slots,
             )
+        if s.max_run_ms > 0:
+            max_batch = self._fit_run_time(gen, max_batch)
+        if max_batch < s.max_batch:
             gen.set_pad_to(generator.warmup_sizes(max_batch))
+        _, reserve = memory.fit_max_batch(max_batch, gen.slots, cost, self.budget.for_requests)
         self.budget.reserve(reserve)
         sizes = generator.warmup_sizes(max_batch)
         rate = DrainRate(gen.warm_up(sizes, concurrent=gen.slots) * gen.slots, gen.slots)
@@ -175,6 +178,22 @@ class ServiceState:
             admission_wait_s=s.admission_wait_ms / 1000,
         )
         return ServedModel(gen, pipeline, max_batch, cost)
+
+    def _fit_run_time(self, gen: Generator, max_batch: int) -> int:
+        """`max_batch`, or less where a run that size would take longer than GAN_MAX_RUN_MS: a
+        run whose clients have all gone stops only between two of the model's layers, so a
+        short run frees its slot for live requests quickly. On a CPU that costs no speed: per
+        image, a run of 16 costs about what one of 256 does (docs/benchmarks.md)."""
+        limit_ms = self.settings.max_run_ms
+        fitted = gen.largest_batch_within(generator.warmup_sizes(max_batch), limit_ms / 1000)
+        if fitted < max_batch:
+            log.info(
+                "model %s: max batch %d, the largest whose run takes at most GAN_MAX_RUN_MS=%g",
+                gen.spec.name,
+                fitted,
+                limit_ms,
+            )
+        return fitted
 
     @property
     def idle(self) -> bool:

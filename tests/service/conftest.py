@@ -85,6 +85,7 @@ def settings_for(model_dir: Path, **overrides: Any) -> Settings:
         "max_samples": 64,
         "max_queue": 256,
         "run_slots": 1,  # one run at a time unless a test asks for more: runs are countable
+        "max_run_ms": 0,  # max_batch as set, however long the run: batches are countable
         "drain_timeout_s": 10,
     }
     values.update(overrides)

@@ -192,6 +192,40 @@ def test_warm_up_runs_the_largest_size_on_every_slot_at_once(
     assert len(set(threads[3:])) == 3 and threads[0] not in threads[3:]
 
 
+def _profiled(path: Path, prefix: Path) -> tuple[generator.Generator, ort.InferenceSession]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True  # onnxruntime's own record of every run
+    options.profile_file_prefix = str(prefix)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return generator.Generator(contract.inspect(path), session, ["cpu"]), session
+
+
+def _run_batches(session: ort.InferenceSession) -> list[int]:
+    """The batch of every run so far, in order (the output Reshape's input is (B, C·H·W))."""
+    events = json.loads(Path(session.end_profiling()).read_text())
+    nodes = sorted(
+        (e for e in events if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"),
+        key=lambda e: e["ts"],
+    )
+    return [e["args"]["input_type_shape"][0]["float"][0] for e in nodes]
+
+
+@pytest.mark.parametrize(
+    ("limit_s", "fitted", "batches"),
+    [
+        (60.0, 8, [1, 1, 2, 2, 4, 4, 8, 8]),  # every size fits: each warmed, then timed
+        (0.0, 1, [1, 1]),  # none fits: the smallest, and no larger size ever runs
+    ],
+)
+def test_the_largest_batch_within_a_run_time_is_searched_smallest_first(
+    model_dir: Path, tmp_path: Path, limit_s: float, fitted: int, batches: list[int]
+) -> None:
+    gen, session = _profiled(model_dir / "fashion.onnx", tmp_path / "profile")
+    assert gen.largest_batch_within([8, 1, 4, 2], limit_s) == fitted
+    assert _run_batches(session) == batches
+
+
 def test_onnxruntime_load_failure_is_one_line_naming_the_file(tmp_path: Path) -> None:
     path = models.unloadable_generator(tmp_path / "broken.onnx")
     assert json.loads(contract.inspect(path).metadata["image_shape"]) == [1, 2, 2]

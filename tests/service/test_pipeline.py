@@ -370,3 +370,18 @@ def test_run_slots_run_at_a_lower_cpu_priority_than_the_event_loop(server: Serve
         assert slot.native_id is not None
         expected = min(process_nice + pipeline.SLOT_NICENESS, 19)
         assert os.getpriority(os.PRIO_PROCESS, slot.native_id) == expected
+
+
+def test_the_max_batch_is_lowered_to_runs_within_gan_max_run_ms(
+    slow_dir: Path, model_dir: Path, serve: Callable[..., Server]
+) -> None:
+    # Every run of the slow model takes about SLOW_RUN_S whatever its size: a limit of a
+    # tenth of that leaves runs of one image, and a request of three is split into three runs.
+    slow = serve(settings_for(slow_dir, max_batch=8, max_run_ms=SLOW_RUN_S * 100))
+    assert slow.client.get("/models").json()["models"][0]["limits"]["max_batch"] == 1
+    runs = slow.metric("gan_batch_size_count", model="slow")
+    assert slow.client.post("/samples", params={"n": 3, "format": "npy"}).status_code == 200
+    assert slow.metric("gan_batch_size_count", model="slow") == runs + 3
+    # the tiny models run in microseconds: their max batch stays what was set
+    fast = serve(settings_for(model_dir, max_batch=8, max_run_ms=50))
+    assert {m["limits"]["max_batch"] for m in fast.client.get("/models").json()["models"]} == {8}

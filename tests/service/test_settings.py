@@ -22,6 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_match_the_documented_contract() -> None:
     s = Settings()
     assert (s.max_batch, s.max_delay_ms, s.max_queue, s.max_samples) == (256, 0.0, 4096, 1024)
+    assert s.max_run_ms == 50.0
     assert (s.request_timeout_s, s.providers) == (30.0, ["auto"])
     assert s.model_dir == Path(__file__).resolve().parents[2] / "models"
     assert s.model_path is None and s.default_model is None
