@@ -1,7 +1,7 @@
 """The machine's limit: what one process could serve with nothing between the model and the
 body, measured in-process on the same model and provider as the service.
 
-- t_image: one onnxruntime run at batch `batch` (the service's max batch, 256) with one
+- t_image: one onnxruntime run at batch `batch` (256, as issue 8 defines the limit) with one
   intra-op thread, divided by the batch: the cheapest inference per image;
 - t_encode[fmt]: exactly the service's encoding of one n = 16 answer (its float → uint8
   conversion where `service.encoding.encode` takes pixels, then `encode`), per format;

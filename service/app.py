@@ -22,13 +22,13 @@ from service.contract import GeneratorSpec
 from service.docs import install_docs
 from service.edge import BodyLimit, HeadAsGet, ProtocolChecks
 from service.errors import install_error_handlers
-from service.fast_path import SAMPLES_PATH, SamplesFastPath
+from service.fast_path import SamplesFastPath
 from service.gallery import create_gallery_router
 from service.interpolate import create_interpolate_router
 from service.metrics import Metrics
 from service.params import sample_models
 from service.pipeline import PERMITS_KEY
-from service.routes import create_router
+from service.routes import SAMPLES_PATH, create_router
 from service.settings import Settings
 from service.state import ServiceState
 

@@ -28,8 +28,6 @@ from service.params import SampleModels, read_query_params
 from service.sampling import answer
 from service.state import ServiceState
 
-SAMPLES_PATH = "/samples"
-
 
 class SamplesFastPath:
     def __init__(
@@ -39,12 +37,13 @@ class SamplesFastPath:
         self.state = state
         self.schema = schema
         self.route = route  # set on the scope: the request metrics' route label
+        self.path: str = getattr(route, "path", "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or scope["path"] != SAMPLES_PATH
+            or scope["path"] != self.path
             or has_body(scope)
         ):
             await self.app(scope, receive, send)

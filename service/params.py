@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from service import seeding
+from service.edge import has_body
 from service.encoding import Format
 from service.errors import InvalidParameter
 from service.settings import Settings
@@ -188,13 +189,12 @@ async def read_sample_params(request: Request, models: SampleModels) -> SamplePa
     the route, so what is enforced is what the schema says."""
     query_params = request.query_params
     params = read_query_params(dict(query_params), models)
-    headers = request.headers
-    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+    if not has_body(request.scope):
         return params
     raw = await request.body()
     if not raw:
         return params
-    if not _is_json(headers.get("content-type")):
+    if not _is_json(request.headers.get("content-type")):
         raise InvalidParameter(
             "body: send the parameters as a JSON object with Content-Type: application/json",
             "body",

@@ -21,6 +21,8 @@ from service.params import SampleModels, read_sample_params
 from service.sampling import answer
 from service.state import ServiceState
 
+SAMPLES_PATH = "/samples"  # also served, query-only, by service.fast_path
+
 
 async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
@@ -105,7 +107,7 @@ def create_router(sample_schema: SampleModels) -> APIRouter:
         raise AssertionError("served by serve_samples")  # the signature documents the route
 
     router.add_api_route(
-        "/samples",
+        SAMPLES_PATH,
         samples,
         methods=["POST"],
         response_class=Response,
