@@ -181,9 +181,9 @@ class ServiceState:
 
     def _fit_run_time(self, gen: Generator, max_batch: int) -> int:
         """`max_batch`, or less where a run that size would take longer than GAN_MAX_RUN_MS: a
-        run whose clients have all gone stops only between two of the model's layers, so a
-        short run frees its slot for live requests quickly. On a CPU that costs no speed: per
-        image, a run of 16 costs about what one of 256 does (docs/benchmarks.md)."""
+        run whose clients have all gone stops only between two of the model's nodes, so a
+        short run frees its slot for live requests quickly (on this CPU with the shipped
+        model, for ~7 % of throughput under heavy load: docs/benchmarks.md, "Short runs")."""
         limit_ms = self.settings.max_run_ms
         fitted = gen.largest_batch_within(generator.warmup_sizes(max_batch), limit_ms / 1000)
         if fitted < max_batch:
