@@ -34,12 +34,15 @@ docker info >/dev/null 2>&1 || fail "no Docker engine (deploy/e2e/start-dockerd.
 work=$(mktemp -d)
 project="ganserve-e2e-$$"
 ca_copy="deploy/docker/build-ca/e2e-build-ca.pem"  # git-ignored; a fixed name keeps the build cache
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Two free ports from sockets bound at the same time: two separate binds may both be given
+# the same port once the first is closed (it happened: compose then failed to bind it twice).
+free_ports() {
+    "$python" -c 'import socket; s = [socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1", 0)) for x in s]; print(*(x.getsockname()[1] for x in s))'
+}
 
 export COMPOSE_PROJECT_NAME=$project
 export GANSERVE_IMAGE="ganserve:e2e"
-API_PORT=$(free_port)
-PROMETHEUS_PORT=$(free_port)
+read -r API_PORT PROMETHEUS_PORT < <(free_ports)
 export BIND_ADDRESS=127.0.0.1 API_PORT PROMETHEUS_PORT
 api="http://127.0.0.1:$API_PORT"
 prom="http://127.0.0.1:$PROMETHEUS_PORT"

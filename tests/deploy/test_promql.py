@@ -114,7 +114,6 @@ def prometheus_under_load(
     the load keeps running until the module's tests are done."""
     prometheus = require("prometheus")
     work = tmp_path_factory.mktemp("promql")
-    prom_port = free_port()
     env = {
         "GAN_MODEL_DIR": str(tiny_model_dir),
         "GAN_PROVIDERS": "cpu",
@@ -129,7 +128,9 @@ def prometheus_under_load(
                     prometheus,
                     f"--config.file={prometheus_config(work, f'127.0.0.1:{service.port}')}",
                     f"--storage.tsdb.path={work / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                    # chosen once the service listens: two ports picked while both are
+                    # free may be the same one
+                    f"--web.listen-address=127.0.0.1:{(prom_port := free_port())}",
                     "--log.level=warn",
                 ],
                 work / "prometheus.log",
