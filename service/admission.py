@@ -159,35 +159,26 @@ class Admission:
                 field="n",
             )
         give_up = time.monotonic() + wait_s
+        settle = _SETTLE_TURNS
         while not self._fits(n, need):
             left = give_up - time.monotonic()
+            if left <= 0 and settle:
+                settle -= 1
+                await asyncio.sleep(0)
+                continue
             if left <= 0:
-                if (refused := await self.refusal(n)) is not None:
-                    raise refused
-                break  # room was given back while the loop settled
+                self.metrics.rejected.labels(reason="overload").inc()
+                retry = self.retry_after_s(n)
+                raise QueueFull(
+                    f"model {self.model}: {self.images} images admitted ahead "
+                    f"(at most {self.max_images}); retry in about {retry:.1f} s",
+                    retry_after_s=retry,
+                )
             await self.budget.released(left)
         self.images += n
         self.budget.held += need
         self._admitted.set(self.images)
         return Permit(self, n, need)
-
-    async def refusal(self, n: int) -> QueueFull | None:
-        """None if n images fit now, or once the event loop has run what is already due;
-        else the refusal (counted) that `admit(n)` raises. Nothing is held either way."""
-        need = n * self.per_image
-        for _ in range(_SETTLE_TURNS):
-            if self._fits(n, need):
-                return None
-            await asyncio.sleep(0)
-        if self._fits(n, need):
-            return None
-        self.metrics.rejected.labels(reason="overload").inc()
-        retry = self.retry_after_s(n)
-        return QueueFull(
-            f"model {self.model}: {self.images} images admitted ahead "
-            f"(at most {self.max_images}); retry in about {retry:.1f} s",
-            retry_after_s=retry,
-        )
 
     def _fits(self, n: int, need: int) -> bool:
         return (

@@ -49,17 +49,17 @@ def test_a_request_that_does_not_fit_is_still_refused_at_once() -> None:
     asyncio.run(scenario())
 
 
-def test_asking_for_the_refusal_holds_nothing() -> None:
+def test_a_refusal_holds_nothing_and_room_due_before_it_admits_instead() -> None:
     async def scenario() -> None:
         admission = _admission()
-        assert await admission.refusal(8) is None  # fits: nothing taken
-        assert admission.images == 0
         holder = await admission.admit(6)
-        refused = await admission.refusal(3)
-        assert isinstance(refused, QueueFull) and refused.retry_after_s > 0
+        with pytest.raises(QueueFull) as refused:
+            await admission.admit(3, wait_s=0.0)
+        assert refused.value.retry_after_s > 0
         assert admission.images == 6
         loop = asyncio.get_running_loop()
         loop.call_soon(loop.call_soon, holder.release)  # due: the refusal waits for it
-        assert await admission.refusal(3) is None
+        assert (await admission.admit(3, wait_s=0.0)).images == 3
+        assert admission.images == 3
 
     asyncio.run(scenario())
