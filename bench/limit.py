@@ -91,6 +91,18 @@ def service_encoder(n: int, model: str) -> tuple[Callable[[str, np.ndarray], byt
     return encode, how
 
 
+def random_feeds(
+    session: ort.InferenceSession, size: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """A batch of `size` random inputs for a generator: z (B, latent) [+ labels (B,)]."""
+    latent = int(session.get_inputs()[0].shape[1])
+    out: dict[str, np.ndarray] = {"z": rng.standard_normal((size, latent), dtype=np.float32)}
+    if "label" in {i.name for i in session.get_inputs()}:
+        classes = int(session.get_modelmeta().custom_metadata_map.get("num_classes", "10"))
+        out["label"] = rng.integers(classes, size=size, dtype=np.int64)
+    return out
+
+
 def measure(
     model_path: str, provider: str, batch: int = 256, n: int = 16, min_s: float = 2.0
 ) -> dict[str, Any]:
@@ -101,16 +113,10 @@ def measure(
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(model_path, options, providers=[_ORT_PROVIDERS[provider]])
-    inputs = {i.name for i in session.get_inputs()}
-    latent = int(session.get_inputs()[0].shape[1])
-    classes = int(session.get_modelmeta().custom_metadata_map.get("num_classes", "10"))
     rng = np.random.default_rng(0)
 
     def feeds(size: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {"z": rng.standard_normal((size, latent), dtype=np.float32)}
-        if "label" in inputs:
-            out["label"] = rng.integers(classes, size=size, dtype=np.int64)
-        return out
+        return random_feeds(session, size, rng)
 
     def run(inputs: dict[str, np.ndarray]) -> Callable[[], object]:
         return lambda: session.run(["image"], inputs)

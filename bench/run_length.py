@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from bench.limit import cores
+from bench.limit import cores, random_feeds
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,15 +45,7 @@ def _session(model: Path, profile_dir: str | None = None) -> ort.InferenceSessio
 
 
 def _feeds(session: ort.InferenceSession, size: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(size)
-    classes = int(session.get_modelmeta().custom_metadata_map.get("num_classes", "1"))
-    feeds: dict[str, np.ndarray] = {}
-    for spec in session.get_inputs():
-        if spec.name == "label":
-            feeds["label"] = rng.integers(classes, size=size, dtype=np.int64)  # (B,)
-        else:
-            feeds[spec.name] = rng.standard_normal((size, int(spec.shape[1])), np.float32)
-    return feeds
+    return random_feeds(session, size, np.random.default_rng(size))
 
 
 def alone_s(session: ort.InferenceSession, size: int, images: int) -> float:
