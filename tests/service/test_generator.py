@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -140,75 +141,55 @@ def test_a_stopped_run_raises_and_the_session_serves_on(tmp_path: Path) -> None:
     assert gen.run(z, None, generator.RunStop()).shape == (2, 1, 28, 28)
 
 
-def test_warm_up_runs_every_size_and_measures_throughput(model_dir: Path, tmp_path: Path) -> None:
-    path = model_dir / "fashion.onnx"
+def _profiled(path: Path, prefix: Path) -> tuple[generator.Generator, ort.InferenceSession]:
+    """A generator on one CPU session that records every run and node (onnxruntime's profile)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    options.enable_profiling = True  # onnxruntime's own record of every run and node
-    options.profile_file_prefix = str(tmp_path / "profile")
+    options.enable_profiling = True
+    options.profile_file_prefix = str(prefix)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    gen = generator.Generator(contract.inspect(path), session, ["cpu"])
+    return generator.Generator(contract.inspect(path), session, ["cpu"]), session
+
+
+def _profile(session: ort.InferenceSession) -> tuple[list[dict[str, Any]], list[int]]:
+    """The runs so far (onnxruntime's `model_run` events) and the batch of each, in order:
+    the output Reshape's input is (batch, C·H·W)."""
+    events = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted(
+        (e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"),
+        key=lambda e: e["ts"],
+    )
+    reshapes = sorted(
+        (e for e in events if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"),
+        key=lambda e: e["ts"],
+    )
+    return runs, [e["args"]["input_type_shape"][0]["float"][0] for e in reshapes]
+
+
+def test_warm_up_runs_every_size_and_measures_throughput(model_dir: Path, tmp_path: Path) -> None:
+    gen, session = _profiled(model_dir / "fashion.onnx", tmp_path / "profile")
     sizes = generator.warmup_sizes(8)
     started = time.perf_counter()
     rate = gen.warm_up(sizes)
     elapsed = time.perf_counter() - started
-    events = json.loads(Path(session.end_profiling()).read_text())
-    runs = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
-    # the output Reshape's input is (batch, C·H·W): which batch each run had
-    batches = [
-        e["args"]["input_type_shape"][0]["float"][0]
-        for e in events
-        if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"
-    ]
+    runs, batches = _profile(session)
     assert sorted(batches) == sizes and len(runs) == len(sizes)
     # images/s at the largest size: at least what the whole warm-up averaged, at most what
     # onnxruntime's own timing of that run (microseconds, less than the call) allows
-    largest_run_s = max(runs, key=lambda e: e["ts"])["dur"] / 1e6
+    largest_run_s = runs[-1]["dur"] / 1e6
     assert sizes[-1] / elapsed <= rate <= sizes[-1] / largest_run_s
 
 
 def test_warm_up_runs_the_largest_size_on_every_slot_at_once(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    path = model_dir / "fashion.onnx"
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.profile_file_prefix = str(tmp_path / "profile")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    gen = generator.Generator(contract.inspect(path), session, ["cpu"])
+    gen, session = _profiled(model_dir / "fashion.onnx", tmp_path / "profile")
     gen.warm_up([1, 2, 4], concurrent=3)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    runs = sorted(
-        (e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"),
-        key=lambda e: e["ts"],
-    )
-    batches = sorted(
-        (e for e in events if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"),
-        key=lambda e: e["ts"],
-    )
-    assert [e["args"]["input_type_shape"][0]["float"][0] for e in batches] == [1, 2, 4, 4, 4, 4]
+    runs, batches = _profile(session)
+    assert batches == [1, 2, 4, 4, 4, 4]
     # the last three runs came from three threads other than the one that ran the sizes
     threads = [e["tid"] for e in runs]
     assert len(set(threads[3:])) == 3 and threads[0] not in threads[3:]
-
-
-def _profiled(path: Path, prefix: Path) -> tuple[generator.Generator, ort.InferenceSession]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.enable_profiling = True  # onnxruntime's own record of every run
-    options.profile_file_prefix = str(prefix)
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return generator.Generator(contract.inspect(path), session, ["cpu"]), session
-
-
-def _run_batches(session: ort.InferenceSession) -> list[int]:
-    """The batch of every run so far, in order (the output Reshape's input is (B, C·H·W))."""
-    events = json.loads(Path(session.end_profiling()).read_text())
-    nodes = sorted(
-        (e for e in events if e.get("cat") == "Node" and e["args"].get("op_name") == "Reshape"),
-        key=lambda e: e["ts"],
-    )
-    return [e["args"]["input_type_shape"][0]["float"][0] for e in nodes]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +204,7 @@ def test_the_largest_batch_within_a_run_time_is_searched_smallest_first(
 ) -> None:
     gen, session = _profiled(model_dir / "fashion.onnx", tmp_path / "profile")
     assert gen.largest_batch_within([8, 1, 4, 2], limit_s) == fitted
-    assert _run_batches(session) == batches
+    assert _profile(session)[1] == batches
 
 
 def test_onnxruntime_load_failure_is_one_line_naming_the_file(tmp_path: Path) -> None:
