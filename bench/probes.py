@@ -1,6 +1,7 @@
-"""The service-only probes: the highest open-loop rate held, overload at a multiple of
-capacity (with /healthz probed throughout), a burst of large requests, and clients that
-disconnect early. Each takes a running gan-serve and returns a JSON-ready dict.
+"""The service-only probes: two servers alternated (batching on against off), the highest
+open-loop rate held, overload at a multiple of capacity (with /healthz probed throughout), a
+burst of large requests, and clients that disconnect early. Each takes running gan-serve
+servers and returns a JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import http.client
+import statistics
 import threading
 import time
 from collections import Counter
@@ -26,6 +28,61 @@ HOST = "127.0.0.1"
 def _raw(server: systems.Server, n: int, fmt: str) -> bytes:
     request = server.system.request(n, fmt)
     return raw_request(request.method, request.path, HOST, request.body, request.headers)
+
+
+def alternated(
+    servers: tuple[systems.Server, systems.Server],
+    wait: Wait,
+    *,
+    n: int,
+    fmt: str,
+    connections: int,
+    pairs: int,
+    duration_s: float,
+    warmup_s: float,
+    run_warmup_s: float,
+) -> dict[str, Any]:
+    """Closed-loop runs of two servers started side by side: `warmup_s` unmeasured each,
+    then `pairs` pairs of runs, the order swapped every pair, each run after a quiet wait and
+    `run_warmup_s` unmeasured. The answer is the median of the pairs' ratios (first /
+    second).
+
+    This machine's speed drifts by ±20 % from one minute to the next; a ratio of two runs
+    made minutes apart measures that drift as much as the servers, one of two runs made back
+    to back does not. The server not being measured is idle."""
+    first, second = servers
+    names = (first.system.name, second.system.name)
+    request = first.system.request(n, fmt)
+    for server in servers:
+        wrk.run(server.base_url, request, connections, warmup_s)
+    log: list[dict[str, Any]] = []
+    for index in range(max(pairs, 1)):
+        pair: dict[str, Any] = {}
+        for server in servers if index % 2 == 0 else servers[::-1]:
+            quiet = wait()
+            wrk.run(server.base_url, request, connections, run_warmup_s)
+            result = wrk.run(server.base_url, request, connections, duration_s)
+            pair[server.system.name] = {**result.as_dict(), "quiet": quiet.as_dict()}
+        a, b = (pair[name]["req_per_s"] for name in names)
+        pair["ratio"] = round(a / b, 3) if b else None
+        log.append(pair)
+    ratios = [p["ratio"] for p in log if p["ratio"] is not None]
+
+    def median(name: str, value: Callable[[dict[str, Any]], float]) -> float:
+        return round(statistics.median(value(p[name]) for p in log), 1)
+
+    return {
+        "systems": list(names),
+        "n": n,
+        "format": fmt,
+        "connections": connections,
+        "duration_s": duration_s,
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
+        "req_per_s": {name: median(name, lambda r: r["req_per_s"]) for name in names},
+        "p99_ms": {name: median(name, lambda r: r["latency_ms"]["p99"]) for name in names},
+        "non_2xx": {name: sum(p[name]["non_2xx"] for p in log) for name in names},
+        "pairs": log,
+    }
 
 
 def open_loop_search(

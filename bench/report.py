@@ -98,7 +98,6 @@ def markdown(res: dict[str, Any]) -> str:
         add("")
 
     cells = summarise(res.get("closed", []))
-    # Systems in the n = 16 png comparison (the batching-off variant has only n = 1).
     systems = list(dict.fromkeys(k[0] for k in cells if k[1] == 16 and k[3] == "png"))
     cs = sorted({k[2] for k in cells if k[1] == 16 and k[3] == "png"})
     if cs:
@@ -156,15 +155,29 @@ def markdown(res: dict[str, Any]) -> str:
             )
         add("")
 
-    on = cells.get(("gan-serve", 1, 64, "png"))
-    off = cells.get(("gan-serve-nobatch", 1, 64, "png"))
-    onoff = None
-    if on and off:
-        onoff = on["req_per_s"] / off["req_per_s"]
+    onoff = res.get("onoff")
+    ratio_on_off = None
+    if onoff and "error" not in onoff:
+        on, off = onoff["systems"]
+        ratio_on_off, pairs = onoff["ratio"], len(onoff["pairs"])
         add(
-            f"### Batching on / off, n = 1, c = 64, png: {on['req_per_s']:.0f} / "
-            f"{off['req_per_s']:.0f} req/s = **{onoff:.2f}×** (p99 {on['p99']:.1f} / "
-            f"{off['p99']:.1f} ms)"
+            f"### Batching on / off, n = {onoff['n']}, c = {onoff['connections']}, "
+            f"{onoff['format']}: **{_fmt(ratio_on_off, 2)}×** (the median of {pairs} pair"
+            f"{'s' if pairs != 1 else ''} of runs, the two servers side by side, alternated)"
+        )
+        add("")
+        add(f"| pair | {on} req/s (p99 ms) | {off} req/s (p99 ms) | on / off |")
+        add("|---|---|---|---|")
+        for index, pair in enumerate(onoff["pairs"], 1):
+            a, b = pair[on], pair[off]
+            add(
+                f"| {index} | {a['req_per_s']:.0f} ({a['latency_ms']['p99']:.1f}) | "
+                f"{b['req_per_s']:.0f} ({b['latency_ms']['p99']:.1f}) | {_fmt(pair['ratio'], 2)} |"
+            )
+        add(
+            f"| median | {onoff['req_per_s'][on]:.0f} ({onoff['p99_ms'][on]:.1f}) | "
+            f"{onoff['req_per_s'][off]:.0f} ({onoff['p99_ms'][off]:.1f}) | "
+            f"{_fmt(ratio_on_off, 2)} |"
         )
         add("")
 
@@ -198,7 +211,7 @@ def markdown(res: dict[str, Any]) -> str:
             f"/healthz p99 {_fmt((ov['healthz']['latency_ms'] or {}).get('p99'))} ms."
         )
         add("")
-    for label in ("openloop", "overload", "burst", "disconnects"):
+    for label in ("onoff", "openloop", "overload", "burst", "disconnects"):
         if "error" in res.get(label, {}):
             add(f"### {label}: failed: {res[label]['error']}")
             add("")
@@ -268,8 +281,8 @@ def markdown(res: dict[str, Any]) -> str:
             f"| c = 1: p50 ≤ in-process + 1 ms | {s1['p50']:.2f} vs {floor:.2f} ms | "
             f"{_check(s1['p50'] <= floor)} |"
         )
-    if onoff is not None:
-        add(f"| batching on ≥ 2× off | {onoff:.2f}× | {_check(onoff >= 2)} |")
+    if ratio_on_off is not None:
+        add(f"| batching on ≥ 2× off | {ratio_on_off:.2f}× | {_check(ratio_on_off >= 2)} |")
     deadline = float(card.get("limits", {}).get("request_timeout_s", 30))
     if ov and "error" not in ov:
         o = ov["overload"]

@@ -7,9 +7,10 @@ pick instead, in one run on one model (issue 8; method in docs/benchmarks.md).
 
 Parts (`--experiments`): limit (in-process onnxruntime + the service's encoding), closed
 (wrk, every system, rounds with the order rotated), onoff (batching on vs off, n = 1,
-c = 64), openloop (highest arrival rate held with p99 ≤ 100 ms), overload (4× capacity,
-n = 64, /healthz probed), bursts (300 × n = 1024 at once; 200 clients that hang up at
-50 ms). Before each measured run it waits for a quiet machine and records what it saw.
+c = 64: the two servers side by side, their runs alternated in pairs), openloop (highest
+arrival rate held with p99 ≤ 100 ms), overload (4× capacity, n = 64, /healthz probed),
+bursts (300 × n = 1024 at once; 200 clients that hang up at 50 ms). Before each measured
+run it waits for a quiet machine and records what it saw.
 Peers' virtual environments are made once under .bench/venvs/. Prints the tables and
 ratios and writes them as Markdown and JSON (`--out`).
 """
@@ -72,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--n", type=int, nargs="+", default=[1, 16], help="images per request")
     p.add_argument("--formats", nargs="+", choices=limit.FORMATS, default=list(limit.FORMATS))
+    p.add_argument(
+        "--onoff-pairs",
+        type=int,
+        default=4,
+        help="alternated pairs of runs, batching on then off (the order swapped each pair)",
+    )
     p.add_argument("--openloop-step", type=float, default=5.0, help="seconds per rate step")
     p.add_argument("--openloop-steps", type=int, default=20)
     p.add_argument("--openloop-factor", type=float, default=1.1)
@@ -112,7 +119,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.concurrency, args.n, args.formats = [1, 32], [16], ["png"]
     args.openloop_step, args.openloop_steps, args.openloop_factor = 1.0, 4, 1.5
     args.overload_duration, args.burst_clients, args.disconnect_clients = 3.0, 20, 20
-    args.disconnect_trials = 1
+    args.disconnect_trials, args.onoff_pairs = 1, 1
     args.quiet_wait = min(args.quiet_wait, 5.0)
 
 
@@ -175,12 +182,10 @@ class Bench:
         a, experiments = self.args, self.args.experiments
         system = systems.SYSTEMS[name]
         out: list[tuple[int, int, str]] = []
-        if "closed" in experiments and name != "gan-serve-nobatch":
+        if "closed" in experiments:
             ns = a.n if system.peer is None else [16]
             formats = [f for f in a.formats if f in system.formats]
             out += [(n, c, f) for n in ns for c in a.concurrency for f in formats]
-        if "onoff" in experiments and name.startswith("gan-serve"):
-            out.append((*ONOFF, "png"))
         return out
 
     def closed_rounds(self, names: list[str]) -> list[dict[str, Any]]:
@@ -230,6 +235,30 @@ class Bench:
                     server.stop()
         return runs
 
+    def onoff(self) -> None:
+        """Batching on against off, the two servers side by side and alternated."""
+        a, (n, connections) = self.args, ONOFF
+        with contextlib.ExitStack() as running:
+            try:
+                servers = []
+                for name in ("gan-serve", "gan-serve-nobatch"):
+                    servers.append(self.start(name))
+                    running.callback(servers[-1].stop)
+                self.results["onoff"] = probes.alternated(
+                    (servers[0], servers[1]),
+                    self.wait,
+                    n=n,
+                    fmt="png",
+                    connections=connections,
+                    pairs=a.onoff_pairs,
+                    duration_s=a.duration,
+                    warmup_s=a.warmup,
+                    run_warmup_s=a.cell_warmup,
+                )
+            except Exception as exc:  # the other parts' results still count
+                self.results["onoff"] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"  onoff: {json.dumps(self.results['onoff'])[:300]}", flush=True)
+
     def service_probe(self, label: str, probe: Any, **kwargs: Any) -> None:
         server = self.start("gan-serve")
         try:
@@ -270,10 +299,9 @@ class Bench:
                 "quiet": quiet.as_dict(),
             }
             print(f"  limit: {json.dumps(res['limit'])[:300]}", flush=True)
-        names = list(a.systems)
-        if "onoff" in a.experiments and "gan-serve-nobatch" not in names:
-            names.append("gan-serve-nobatch")
-        res["closed"] = self.closed_rounds(names)
+        res["closed"] = self.closed_rounds([s for s in a.systems if s != "gan-serve-nobatch"])
+        if "onoff" in a.experiments:
+            self.onoff()
         deadline = float(limits.get("request_timeout_s", 30.0))
         if "openloop" in a.experiments:
             start = report.median_rps(res["closed"], "gan-serve", 16, 32, "png") or 100.0

@@ -253,16 +253,16 @@ def start(
         **env,
     }
     logs.mkdir(parents=True, exist_ok=True)
-    log = (logs / f"{system.name}.log").open("ab")
-    process = subprocess.Popen(
-        command,
-        cwd=PEERS_DIR if system.peer else None,
-        env=env,
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with (logs / f"{system.name}.log").open("ab") as log:  # the server writes its own copy
+        process = subprocess.Popen(
+            command,
+            cwd=PEERS_DIR if system.peer else None,
+            env=env,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Server(system, process, port)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:

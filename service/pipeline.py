@@ -334,7 +334,7 @@ class Pipeline:
         self._free += 1
         self.series.runs_in_progress.set(self.slots - self._free)
         now = time.monotonic()
-        if outcome.error is None:
+        if outcome.error is None and outcome.images:  # no run when all its requests left
             self.series.inference_duration.observe(outcome.run_s)
             self.series.batch_size.observe(outcome.images)
             self.series.images_generated.inc(outcome.images)
