@@ -19,10 +19,21 @@ import time
 
 from bench import probes, systems
 from bench.quiet import wait_for_quiet
+from bench.wrk import Request
 
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
     b"retry-after: 1\r\ncontent-length: 2\r\n\r\n{}"
+)
+
+
+# The refusing server as the probe sees it: the requests it is sent are gan-serve's.
+REFUSER = systems.System(
+    "burst-floor",
+    "a plain asyncio server that answers every request with a fixed 503",
+    None,
+    "/",
+    lambda n, fmt: Request(f"/samples?n={n}&format={fmt}"),
 )
 
 
@@ -71,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     port = systems.free_port()
     process = subprocess.Popen([sys.executable, "-m", "bench.burst_floor", "--serve", str(port)])
-    server = systems.Server(systems.SYSTEMS["gan-serve"], process, port)  # its pid and port
+    server = systems.Server(REFUSER, process, port)
     try:
         _wait_listening(port)
         for burst in range(args.bursts):

@@ -151,3 +151,13 @@ def measure(
         "limit_req_per_s": {f: round(v, 1) for f, v in limit.items()},
         "encode": how,
     }
+
+
+def median_of(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The measurement with the median time per image (of an even count, the slower of the
+    two middle ones), with every measurement's time per image beside it."""
+    ordered = sorted(measured, key=lambda m: float(m["t_image_us"]))
+    return {
+        **ordered[len(ordered) // 2],
+        "t_image_us_each": [m["t_image_us"] for m in measured],
+    }

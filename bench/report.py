@@ -90,6 +90,13 @@ def markdown(res: dict[str, Any]) -> str:
             f"### The limit ({lim['provider']}, 1 intra-op thread, batch {lim['batch']}: "
             f"{lim['t_image_us']} µs per image; batch 16 run {lim['t_run16_ms']} ms)"
         )
+        each = lim.get("t_image_us_each", [])
+        if len(each) > 1:
+            add("")
+            add(
+                f"The median of {len(each)} measurements, one before gan-serve's cells in each "
+                f"round: {', '.join(f'{t:g}' for t in each)} µs per image."
+            )
         add("")
         add("| format | encode n=16 ms | in-process request ms | limit req/s |")
         add("|---|---|---|---|")
