@@ -81,15 +81,15 @@ def working_bytes(model: onnx.ModelProto, image_shape: tuple[int, int, int]) -> 
     return max(total, output)
 
 
-def fit_max_batch(
-    max_batch: int, slots: int, cost: ImageCost, budget_bytes: int
-) -> tuple[int, int]:
-    """(max batch, bytes reserved for runs): the largest batch ≤ max_batch whose runs on every
-    slot, plus one image held, fit the budget; (0, 0) when not even a batch of one fits."""
+def run_reserve(max_batch: int, slots: int, cost: ImageCost) -> int:
+    """Bytes reserved for runs: every slot running a batch of `max_batch` images."""
+    return slots * max_batch * cost.working
+
+
+def fit_max_batch(max_batch: int, slots: int, cost: ImageCost, budget_bytes: int) -> int:
+    """The largest batch ≤ max_batch whose runs on every slot, plus one image held, fit the
+    budget (halving from max_batch); 0 when not even a batch of one fits."""
     batch = max_batch
-    while batch >= 1:
-        reserve = slots * batch * cost.working
-        if reserve + cost.held <= budget_bytes:
-            return batch, reserve
+    while batch >= 1 and run_reserve(batch, slots, cost) + cost.held > budget_bytes:
         batch //= 2
-    return 0, 0
+    return batch

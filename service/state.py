@@ -131,7 +131,7 @@ class ServiceState:
             held=memory.held_bytes(spec.image_shape, spec.latent_dim),
             working=memory.working_bytes(onnx.load(str(path)), spec.image_shape),
         )
-        max_batch, _ = memory.fit_max_batch(s.max_batch, gen.slots, cost, self.budget.for_requests)
+        max_batch = memory.fit_max_batch(s.max_batch, gen.slots, cost, self.budget.for_requests)
         if max_batch == 0:
             raise ModelError(
                 f"{path}: one image needs {(cost.working * gen.slots + cost.held) / MB:.1f} MB "
@@ -153,8 +153,7 @@ class ServiceState:
             max_batch = self._fit_run_time(gen, max_batch)
         if max_batch < s.max_batch:
             gen.set_pad_to(generator.warmup_sizes(max_batch))
-        _, reserve = memory.fit_max_batch(max_batch, gen.slots, cost, self.budget.for_requests)
-        self.budget.reserve(reserve)
+        self.budget.reserve(memory.run_reserve(max_batch, gen.slots, cost))
         sizes = generator.warmup_sizes(max_batch)
         rate = DrainRate(gen.warm_up(sizes, concurrent=gen.slots) * gen.slots, gen.slots)
         admission = Admission(
