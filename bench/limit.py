@@ -153,11 +153,24 @@ def measure(
     }
 
 
+# The figures of a measurement that vary from one measurement to the next.
+_TIMES = ("t_image_us", "t_run16_ms")
+_PER_FORMAT = ("t_encode_ms", "t_request16_ms", "limit_req_per_s")
+
+
 def median_of(measured: list[dict[str, Any]]) -> dict[str, Any]:
-    """The measurement with the median time per image (of an even count, the slower of the
-    two middle ones), with every measurement's time per image beside it."""
-    ordered = sorted(measured, key=lambda m: float(m["t_image_us"]))
+    """Every figure the median of its measurements (one run at batch 256 or 16 can be slow
+    where the others are not), with each measurement's times beside them."""
+
+    def median(values: list[float]) -> float:
+        return round(statistics.median(values), 3)
+
     return {
-        **ordered[len(ordered) // 2],
-        "t_image_us_each": [m["t_image_us"] for m in measured],
+        **measured[0],
+        **{key: median([m[key] for m in measured]) for key in _TIMES},
+        **{
+            key: {f: median([m[key][f] for m in measured]) for f in measured[0][key]}
+            for key in _PER_FORMAT
+        },
+        **{f"{key}_each": [m[key] for m in measured] for key in _TIMES},
     }

@@ -42,23 +42,25 @@ def alternated(
     warmup_s: float,
     run_warmup_s: float,
 ) -> dict[str, Any]:
-    """Closed-loop runs of two servers started side by side: `warmup_s` unmeasured each,
-    then `pairs` pairs of runs, the order swapped every pair, each run after a quiet wait and
-    `run_warmup_s` unmeasured. The answer is the median of the pairs' ratios (first /
-    second).
+    """Closed-loop runs of two servers started side by side: `warmup_s` unmeasured each
+    (none if 0), then `pairs` pairs of runs, the order swapped every pair, each run after a
+    quiet wait and `run_warmup_s` unmeasured. The answer is the median of the pairs' ratios
+    (first / second).
 
     This machine's speed drifts by ±20 % from one minute to the next; a ratio of two runs
     made minutes apart measures that drift as much as the servers, one of two runs made back
     to back does not. The server not being measured is idle."""
     first, second = servers
     names = (first.system.name, second.system.name)
-    request = first.system.request(n, fmt)
-    for server in servers:
-        wrk.run(server.base_url, request, connections, warmup_s)
+    requests = {server.system.name: server.system.request(n, fmt) for server in servers}
+    if warmup_s > 0:
+        for server in servers:
+            wrk.run(server.base_url, requests[server.system.name], connections, warmup_s)
     log: list[dict[str, Any]] = []
     for index in range(max(pairs, 1)):
         pair: dict[str, Any] = {}
         for server in servers if index % 2 == 0 else servers[::-1]:
+            request = requests[server.system.name]
             quiet = wait()
             wrk.run(server.base_url, request, connections, run_warmup_s)
             result = wrk.run(server.base_url, request, connections, duration_s)

@@ -6,11 +6,11 @@ pick instead, in one run on one model (issue 8; method in docs/benchmarks.md).
     python bench/serve_compare.py --systems gan-serve fastapi --experiments closed
 
 Parts (`--experiments`): limit (in-process onnxruntime + the service's encoding), closed
-(wrk, every system, rounds with the order rotated), onoff (batching on vs off, n = 1,
-c = 64: the two servers side by side, their runs alternated in pairs), openloop (highest
-arrival rate held with p99 ≤ 100 ms), overload (4× capacity, n = 64, /healthz probed),
-bursts (300 × n = 1024 at once; 200 clients that hang up at 50 ms). Before each measured
-run it waits for a quiet machine and records what it saw.
+(wrk, every system, rounds with the order rotated), versus (gan-serve and the best peer of
+the closed rounds side by side, runs alternated in pairs), onoff (batching on vs off, n = 1,
+c = 64, the same way), openloop (highest arrival rate held with p99 ≤ 100 ms), overload (4×
+capacity, n = 64, /healthz probed), bursts (300 × n = 1024 at once; 200 clients that hang up
+at 50 ms). Before each measured run it waits for a quiet machine and records what it saw.
 Peers' virtual environments are made once under .bench/venvs/. Prints the tables and
 ratios and writes them as Markdown and JSON (`--out`).
 """
@@ -39,7 +39,7 @@ from bench.openloop import raise_fd_limit
 from bench.quiet import Quiet, wait_for_quiet
 
 REPO = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ("limit", "closed", "onoff", "openloop", "overload", "bursts")
+EXPERIMENTS = ("limit", "closed", "versus", "onoff", "openloop", "overload", "bursts")
 ONOFF = (1, 64)  # (n, concurrency) of batching on vs off
 
 
@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--n", type=int, nargs="+", default=[1, 16], help="images per request")
     p.add_argument("--formats", nargs="+", choices=limit.FORMATS, default=list(limit.FORMATS))
+    p.add_argument(
+        "--versus-pairs",
+        type=int,
+        default=3,
+        help="alternated pairs of runs per concurrency, gan-serve then its best peer",
+    )
     p.add_argument(
         "--onoff-pairs",
         type=int,
@@ -119,7 +125,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.concurrency, args.n, args.formats = [1, 32], [16], ["png"]
     args.openloop_step, args.openloop_steps, args.openloop_factor = 1.0, 4, 1.5
     args.overload_duration, args.burst_clients, args.disconnect_clients = 3.0, 20, 20
-    args.disconnect_trials, args.onoff_pairs = 1, 1
+    args.disconnect_trials, args.onoff_pairs, args.versus_pairs = 1, 1, 1
     args.quiet_wait = min(args.quiet_wait, 5.0)
 
 
@@ -249,28 +255,64 @@ class Bench:
                     server.stop()
         return runs
 
-    def onoff(self) -> None:
-        """Batching on against off, the two servers side by side and alternated."""
-        a, (n, connections) = self.args, ONOFF
+    def side_by_side(
+        self, names: tuple[str, str], concurrencies: list[int], n: int, pairs: int
+    ) -> list[dict[str, Any]]:
+        """Two systems started at once, `probes.alternated` at each concurrency (png)."""
+        a = self.args
         with contextlib.ExitStack() as running:
-            try:
-                servers = []
-                for name in ("gan-serve", "gan-serve-nobatch"):
-                    servers.append(self.start(name))
-                    running.callback(servers[-1].stop)
-                self.results["onoff"] = probes.alternated(
+            servers = []
+            for name in names:
+                servers.append(self.start(name))
+                running.callback(servers[-1].stop)
+            return [
+                probes.alternated(
                     (servers[0], servers[1]),
                     self.wait,
                     n=n,
                     fmt="png",
-                    connections=connections,
-                    pairs=a.onoff_pairs,
+                    connections=c,
+                    pairs=pairs,
                     duration_s=a.duration,
-                    warmup_s=a.warmup,
+                    warmup_s=a.warmup if index == 0 else 0.0,
                     run_warmup_s=a.cell_warmup,
                 )
+                for index, c in enumerate(concurrencies)
+            ]
+
+    def versus(self) -> None:
+        """gan-serve against the best peer of the closed rounds at each concurrency (n = 16
+        png), side by side, runs alternated: the closed rounds measure each system minutes
+        apart, and this machine's drift moved their ratios by ±20 % from run to run."""
+        cells = report.summarise(self.results.get("closed", []))
+        best: dict[str, list[int]] = {}  # peer -> the concurrencies where it was best
+        for c in self.args.concurrency:
+            found = [
+                (cells[(peer, 16, c, "png")]["req_per_s"], peer)
+                for peer in systems.PEERS
+                if (peer, 16, c, "png") in cells
+            ]
+            if found:
+                best.setdefault(max(found)[1], []).append(c)
+        self.results["versus"] = []
+        for peer, concurrencies in best.items():
+            try:
+                self.results["versus"] += self.side_by_side(
+                    ("gan-serve", peer), concurrencies, 16, self.args.versus_pairs
+                )
             except Exception as exc:  # the other parts' results still count
-                self.results["onoff"] = {"error": f"{type(exc).__name__}: {exc}"}
+                self.results["versus"].append({"error": f"{peer}: {type(exc).__name__}: {exc}"})
+        print(f"  versus: {json.dumps(self.results['versus'])[:300]}", flush=True)
+
+    def onoff(self) -> None:
+        """Batching on against off, the two servers side by side and alternated."""
+        n, connections = ONOFF
+        try:
+            (self.results["onoff"],) = self.side_by_side(
+                ("gan-serve", "gan-serve-nobatch"), [connections], n, self.args.onoff_pairs
+            )
+        except Exception as exc:  # the other parts' results still count
+            self.results["onoff"] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"  onoff: {json.dumps(self.results['onoff'])[:300]}", flush=True)
 
     def service_probe(self, label: str, probe: Any, **kwargs: Any) -> None:
@@ -311,6 +353,8 @@ class Bench:
             if not self.limits:  # no closed rounds of gan-serve to measure it beside
                 self.measure_limit(None)
             res["limit"] = limit.median_of(self.limits)
+        if "versus" in a.experiments:
+            self.versus()
         if "onoff" in a.experiments:
             self.onoff()
         deadline = float(limits.get("request_timeout_s", 30.0))
