@@ -27,6 +27,7 @@ class OpenLoopResult:
     answers: list[Answer] = field(default_factory=list)
     connections: int = 0  # most connections open at once
     client_cpu_s: float = 0.0  # this process's CPU time during the run
+    errors: Counter[str] = field(default_factory=Counter)  # why answers had status 0
 
     @property
     def statuses(self) -> Counter[int]:
@@ -47,6 +48,7 @@ class OpenLoopResult:
             "rejected_latency_ms": percentiles(rejected),
             "connections": self.connections,
             "client_cpu_s": round(self.client_cpu_s, 2),
+            "errors": dict(self.errors),
         }
 
 
@@ -89,6 +91,7 @@ async def open_loop(
         nonlocal open_now
         async with slots:
             connection = idle.pop() if idle else None
+            reused = connection is not None
             try:
                 async with asyncio.timeout(timeout_s):
                     if connection is None:
@@ -96,8 +99,9 @@ async def open_loop(
                         open_now += 1
                         result.connections = max(result.connections, open_now)
                     status, _ = await connection.request(raw)
-            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
                 status = 0
+                result.errors[f"{type(exc).__name__}{' (reused)' if reused else ''}"] += 1
             answer = Answer(status, time.perf_counter() - due)
             result.answers.append(answer)
             if connection is not None:
