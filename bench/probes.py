@@ -1,7 +1,8 @@
-"""The service-only probes: two servers alternated (batching on against off), the highest
+"""The probes beyond the closed rounds: two servers side by side, their runs alternated
+(gan-serve against a peer, batching on against off); and on gan-serve alone, the highest
 open-loop rate held, overload at a multiple of capacity (with /healthz probed throughout), a
-burst of large requests, and clients that disconnect early. Each takes running gan-serve
-servers and returns a JSON-ready dict.
+burst of large requests, and clients that disconnect early. Each takes running servers and
+returns a JSON-ready dict.
 """
 
 from __future__ import annotations
