@@ -37,6 +37,20 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def one_thread_session(
+    model_path: str, provider: str = "cpu", profile_prefix: str | None = None
+) -> ort.InferenceSession:
+    """A session laid out as one run slot of the service on a CPU: one intra-op thread, no
+    inter-op parallelism; onnxruntime's profile written under `profile_prefix` if given."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model_path, options, providers=[_ORT_PROVIDERS[provider]])
+
+
 def _median_s(fn: Callable[[], object], repeats: int, min_s: float) -> float:
     """Median seconds of `fn` over at least `repeats` calls and `min_s` seconds, after one
     unmeasured call."""
@@ -109,10 +123,7 @@ def measure(
     """The limit on this machine; `provider` is the one the service reported active."""
     if provider == "cuda":
         providers.cuda_problem()  # loads CUDA and cuDNN from nvidia-* packages, as gan-serve
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model_path, options, providers=[_ORT_PROVIDERS[provider]])
+    session = one_thread_session(model_path, provider)
     rng = np.random.default_rng(0)
 
     def feeds(size: int) -> dict[str, np.ndarray]:

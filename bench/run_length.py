@@ -29,19 +29,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from bench.limit import cores, random_feeds
+from bench.limit import cores, one_thread_session, random_feeds
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _session(model: Path, profile_dir: str | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    if profile_dir is not None:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(profile_dir) / "run")
-    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def _feeds(session: ort.InferenceSession, size: int) -> dict[str, np.ndarray]:
@@ -82,7 +72,7 @@ def together_rate(session: ort.InferenceSession, size: int, threads: int, images
 def longest_node_share(model: Path, size: int) -> tuple[str, float]:
     """(op type, share of the run) of the slowest node of one warm run at `size`."""
     with tempfile.TemporaryDirectory() as scratch:
-        session = _session(model, scratch)
+        session = one_thread_session(str(model), profile_prefix=str(Path(scratch) / "run"))
         feeds = _feeds(session, size)
         session.run(None, feeds)
         session.run(None, feeds)
@@ -103,7 +93,7 @@ def longest_node_share(model: Path, size: int) -> tuple[str, float]:
 def measure(
     model: Path, sizes: list[int], threads: int, rounds: int, images: int
 ) -> dict[str, Any]:
-    session = _session(model)
+    session = one_thread_session(str(model))
     for size in sizes:  # first runs at a shape set up memory: unmeasured
         session.run(None, _feeds(session, size))
     alone: dict[int, list[float]] = {size: [] for size in sizes}

@@ -287,13 +287,8 @@ class Bench:
         cells = report.summarise(self.results.get("closed", []))
         best: dict[str, list[int]] = {}  # peer -> the concurrencies where it was best
         for c in self.args.concurrency:
-            found = [
-                (cells[(peer, 16, c, "png")]["req_per_s"], peer)
-                for peer in systems.PEERS
-                if (peer, 16, c, "png") in cells
-            ]
-            if found:
-                best.setdefault(max(found)[1], []).append(c)
+            if (peer := report.best_peer(cells, c)) is not None:
+                best.setdefault(peer, []).append(c)
         self.results["versus"] = []
         for peer, concurrencies in best.items():
             try:

@@ -134,7 +134,8 @@ class ServiceState:
         max_batch = memory.fit_max_batch(s.max_batch, gen.slots, cost, self.budget.for_requests)
         if max_batch == 0:
             raise ModelError(
-                f"{path}: one image needs {(cost.working * gen.slots + cost.held) / MB:.1f} MB "
+                f"{path}: one image needs "
+                f"{(memory.run_reserve(1, gen.slots, cost) + cost.held) / MB:.1f} MB "
                 f"on {gen.slots} run slots; GAN_MEMORY_BUDGET_MB={s.memory_budget_mb} leaves "
                 f"{self.budget.for_requests / MB:.1f} MB"
             )
