@@ -4,7 +4,7 @@ body, measured in-process on the same model and provider as the service.
 - t_image: one onnxruntime run at batch `batch` (256, as issue 8 defines the limit) with one
   intra-op thread, divided by the batch: the cheapest inference per image;
 - t_encode[fmt]: exactly the service's encoding of one n = 16 answer (its float → uint8
-  conversion where `service.encoding.encode` takes pixels, then `encode`), per format;
+  conversion where `service.encoding.formats.encode` takes pixels, then `encode`), per format;
 - limit req/s = cores / (16 t_image + t_encode) on the CPU (every core runs models and
   encodes); with CUDA the model runs on the GPU while the cores encode, so
   min(1 / (16 t_image), cores / t_encode);
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service import encoding, providers
+from service.encoding import formats
+from service.models import providers
 
 FORMATS = ("png", "json", "npy")
 _ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -66,7 +67,7 @@ def _median_s(fn: Callable[[], object], repeats: int, min_s: float) -> float:
 
 def _to_uint8() -> Callable[[np.ndarray], np.ndarray] | None:
     """The service's one float → uint8 conversion, wherever it lives now."""
-    for module_name in ("service.contract", "service.encoding"):
+    for module_name in ("core.contract", "service.encoding.formats"):
         try:
             module = __import__(module_name, fromlist=["to_uint8"])
         except ImportError:
@@ -78,28 +79,28 @@ def _to_uint8() -> Callable[[np.ndarray], np.ndarray] | None:
 
 def service_encoder(n: int, model: str) -> tuple[Callable[[str, np.ndarray], bytes], str]:
     """(encode(fmt, float images) -> body, a description), built from the service's
-    `encoding.encode` as its signature reads now: parameters are filled by name."""
-    params = inspect.signature(encoding.encode).parameters
+    `formats.encode` as its signature reads now: parameters are filled by name."""
+    params = inspect.signature(formats.encode).parameters
     names = list(params)
     takes_pixels = "pixel" in names[1] or "uint8" in str(params[names[1]].annotation).lower()
     convert = _to_uint8() if takes_pixels else None
     if takes_pixels and convert is None:
-        raise RuntimeError("service.encoding.encode takes pixels but no to_uint8 was found")
+        raise RuntimeError("service.encoding.formats.encode takes pixels but no to_uint8 was found")
     seeds = list(range(1, n + 1))
     labels = [i % 10 for i in range(n)]
     known: dict[str, Any] = {"model": model, "seed": 1, "seeds": seeds, "labels": labels}
     for name, param in list(params.items())[2:]:
         if name not in known and param.default is inspect.Parameter.empty:
             raise RuntimeError(
-                f"service.encoding.encode has a new parameter {name!r}: teach bench/limit.py"
+                f"service.encoding.formats.encode has a new parameter {name!r}: teach bench/limit.py"
             )
     kwargs = {name: known[name] for name in names[2:] if name in known}
 
     def encode(fmt: str, images: np.ndarray) -> bytes:
         body = images if convert is None else convert(images)
-        return encoding.encode(fmt, body, **kwargs)  # type: ignore[arg-type]
+        return formats.encode(fmt, body, **kwargs)  # type: ignore[arg-type]
 
-    how = f"encoding.encode{inspect.signature(encoding.encode)}"
+    how = f"formats.encode{inspect.signature(formats.encode)}"
     if convert is not None:
         how = f"{convert.__module__}.to_uint8 + {how}"
     return encode, how

@@ -3,7 +3,7 @@
 For each batch size: the first run, then the median of steady runs at that size; then the
 median of runs that alternate between sizes on the same session. On CUDA, per cuDNN
 algorithm search mode (onnxruntime's `cudnn_conv_algo_search`). This is the measurement
-behind the service's one session per padded batch size on CUDA (service/generator.py).
+behind the service's one session per padded batch size on CUDA (service/models/generator.py).
 
     python -m bench.shape_changes [--model FILE] [--provider cpu|cuda] [--repeats 15]
 """
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from service import providers
+from service.models import providers
 
 SIZES = (16, 32, 64, 256)
 CUDNN_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")

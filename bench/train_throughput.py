@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from core.datasets import load_dataset, to_unit_range
 from training.config import TrainConfig
-from training.data import load_dataset, to_unit_range
 from training.losses import discriminator_loss, generator_loss
 from training.models import build_models
 from training.train import model_spec, train

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.console import OneLineParser, fail
 from evaluation.render import render_metrics
-from service.console import OneLineParser, fail
 
 PROG = "python -m evaluation.card"
 BEGIN = re.compile(

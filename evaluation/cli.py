@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.console import OneLineParser, fail
+from core.contract import ModelError
+from core.datasets import DATASETS, DataError
 from evaluation.feature_net import DEFAULT_PATH
 from evaluation.render import render_table
 from evaluation.report import Options, evaluate, write_report
 from evaluation.sampler import EvaluationError
-from service.console import OneLineParser, fail
-from service.contract import ModelError
-from training.data import DATASETS, DataError
 
 PROG = "gan-evaluate"
 MIN_N = 50

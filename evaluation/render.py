@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from service.contract import to_uint8
+from core.contract import to_uint8
 
 ROW_ORDER = ("model", "real", "untrained")
 ROW_TITLES = {"model": "model", "real": "real vs real", "untrained": "untrained"}

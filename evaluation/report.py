@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from core.datasets import ImageDataset, load_dataset, to_unit_range
 from evaluation.feature_net import FeatureNet
 from evaluation.fresh_weights import reinitialise
 from evaluation.metrics import report_settings
 from evaluation.render import render_grid
 from evaluation.sampler import EvaluationError, GeneratorSampler
 from evaluation.scoring import Reference, build_reference, score
-from training.data import ImageDataset, load_dataset, to_unit_range
 
 REPORT_FORMAT_VERSION = 1
 SPLIT_SEED = 0  # the held-out/reference split of the training set is the same for every run

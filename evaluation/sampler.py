@@ -1,5 +1,5 @@
 """Sampling a generator ONNX file for `gan-evaluate`: read through the contract
-(`service.contract.inspect`, the service's own reader), run on the CPU in batches."""
+(`core.contract.inspect`, the service's own reader), run on the CPU in batches."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from service import contract
-from service.contract import GeneratorSpec
+from core import contract
+from core.contract import GeneratorSpec
 
 
 class EvaluationError(ValueError):

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from core.datasets import ImageDataset, to_unit_range
 from evaluation.distances import knn_radii, nearest_distances
 from evaluation.feature_net import FeatureNet
 from evaluation.metrics import compute, param
-from training.data import ImageDataset, to_unit_range
 
 PARZEN_VALIDATION = 1000  # validation images that pick the Parzen sigma
 

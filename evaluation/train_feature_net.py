@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.console import OneLineParser
+from core.datasets import DATASETS, DataError, load_dataset, to_unit_range
 from evaluation.feature_net import DEFAULT_PATH, INPUT, OUTPUTS
-from service.console import OneLineParser
-from training.data import DATASETS, DataError, load_dataset, to_unit_range
 
 if TYPE_CHECKING:  # torch is imported lazily, so `python -m ... --help` works without it
     import torch

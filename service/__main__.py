@@ -23,9 +23,11 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from service import contract, generator, log_limits, server
+from core import contract
+from core.console import OneLineParser, error
 from service.app import create_app
-from service.console import OneLineParser, error
+from service.http import connections, log_limits
+from service.models import generator
 from service.settings import Settings
 from service.startup import listen_problem, settings_error
 from service.state import ServiceState
@@ -114,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # with the GIL held (docs/benchmarks.md, "The event loop's share").
     gc.collect()
     gc.freeze()
-    # -- reliability (service/server.py): JSON protocol errors, read and keep-alive timeouts,
-    # the connection cap (sets uvicorn's `http` protocol: httptools); no event-loop log flood
-    connection_layer = server.uvicorn_options(settings, parser="httptools")
+    # -- reliability (service/http/connections.py): JSON protocol errors, read and keep-alive
+    # timeouts, the connection cap (sets uvicorn's `http` protocol: httptools); no event-loop
+    # log flood
+    connection_layer = connections.uvicorn_options(settings, parser="httptools")
     log_limits.limit_event_loop_errors()
     config = uvicorn.Config(
         app,

@@ -5,69 +5,37 @@
 answers at once and `/readyz` says "starting" meanwhile), then serves; at shutdown it goes
 not-ready -> drain -> close. `service.__main__` runs it under uvicorn and turns SIGTERM into
 a drain first.
+
+A request's way, outermost first: the request metrics and drain header
+(`service.http.lifecycle`), HTTP checks, HEAD as GET and the body limit (`service.http.edge`),
+CORS and access control (`service.http.access`), then the generating endpoints before
+routing (`service.api.entry`: `/samples`, `/interpolate`) or FastAPI's routes (`/models`,
+probes, metrics, docs, gallery).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import install_access_control
-from service.contract import GeneratorSpec
-from service.docs import install_docs
-from service.edge import BodyLimit, HeadAsGet, ProtocolChecks
-from service.errors import install_error_handlers
-from service.fast_path import SamplesFastPath
-from service.gallery import create_gallery_router
-from service.interpolate import create_interpolate_router
+from core.contract import GeneratorSpec
+from service.api.docs import install_docs
+from service.api.entry import Endpoints, document
+from service.api.gallery import create_gallery_router
+from service.api.interpolate import interpolate_endpoint
+from service.api.params import interpolate_models, sample_models
+from service.api.samples import samples_endpoint
+from service.api.status import create_status_router
+from service.http.access import Access, install_access_control
+from service.http.edge import BodyLimit, HeadAsGet, ProtocolChecks
+from service.http.errors import install_error_handlers
+from service.http.lifecycle import RequestLifecycle
 from service.metrics import Metrics
-from service.params import sample_models
-from service.pipeline import PERMITS_KEY
-from service.routes import SAMPLES_PATH, create_router
 from service.settings import Settings
 from service.state import ServiceState
-
-
-class RequestLifecycleMiddleware:
-    """Around every HTTP request: count and time it (gan_requests_total,
-    gan_request_duration_seconds), release what its admission held once its last byte is sent,
-    and while draining answer with `Connection: close` so keep-alive clients move on."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, state: ServiceState) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-        state = self.state
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if state.draining:
-                    headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
-                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            for permit in scope.get(PERMITS_KEY, ()):
-                permit.release()
-            route = getattr(scope.get("route"), "path", None) or "other"  # bounded: no raw paths
-            count, duration = self.metrics.request_series(route, status)
-            count.inc()
-            duration.observe(time.perf_counter() - started)
 
 
 def create_app(
@@ -78,6 +46,7 @@ def create_app(
     settings = settings if settings is not None else Settings()
     metrics = Metrics(settings.latency_buckets, settings.max_batch)
     state = ServiceState(settings, metrics, specs)
+    access = Access(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,29 +64,33 @@ def create_app(
         summary="Samples from GAN generators exported to ONNX.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # served from installed files by service.docs, not from a CDN
+        docs_url=None,  # served from installed files by service.api.docs, not from a CDN
         redoc_url=None,
         # The service's observability is Prometheus (service.metrics). FastAPI's own
         # OpenTelemetry hooks would otherwise ask the tracer, meter and logger providers on
-        # every request: 3.5 % of the event loop's time at n = 1 (py-spy, docs/benchmarks.md).
+        # every request: 3.5 % of the event loop's time at n = 1 (docs/benchmarks.md).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.service = state
     install_error_handlers(app)
-    sample_schema = sample_models(settings)
-    router = create_router(sample_schema)
-    app.include_router(router)
-    # -- newcomer: /interpolate, the gallery page at /, offline /docs (no ReDoc) --
-    app.include_router(create_interpolate_router(settings))
+    endpoints = [
+        samples_endpoint(state, access, sample_models(settings)),
+        interpolate_endpoint(state, access, interpolate_models(settings)),
+    ]
+    app.include_router(create_status_router())
     app.include_router(create_gallery_router())
     install_docs(app)
-    # -- pipeline: query-only /samples before routing, behind the access control (fast_path) --
-    samples_route = next(r for r in router.routes if getattr(r, "path", None) == SAMPLES_PATH)
-    app.add_middleware(SamplesFastPath, state=state, schema=sample_schema, route=samples_route)
-    # -- reliability: keys and CORS, body limit, HEAD (service/auth.py, service/edge.py) --
-    install_access_control(app, settings, metrics)
+    document(app, [endpoint.route for endpoint in endpoints])
+    # Middleware, innermost first (each add_middleware wraps what is there).
+    app.add_middleware(Endpoints, endpoints=endpoints)
+    install_access_control(app, settings, access)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)
     app.add_middleware(ProtocolChecks)
-    app.add_middleware(RequestLifecycleMiddleware, metrics=metrics, state=state)
+    app.add_middleware(
+        RequestLifecycle,
+        metrics=metrics,
+        draining=lambda: state.draining,
+        routes=lambda: [*app.routes, *(endpoint.route for endpoint in endpoints)],
+    )
     return app

@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic.fields import FieldInfo
 
-from service.console import OneLineParser
+from core.console import OneLineParser
 from service.metrics import Metrics
 from service.settings import Settings
 

@@ -125,7 +125,7 @@ class Metrics:
         self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works
             self.rejected.labels(reason=reason)
-        # -- access control (service/auth.py): reasons only, never a key ----------------------
+        # -- access control (service/http/access.py): reasons only, never a key ----------
         self.auth_rejected = Counter(
             "gan_auth_rejected",
             "Requests refused by access control: unauthorized (401), rate_limited (429).",

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # install); an installed wheel has none and needs GAN_MODEL_DIR or GAN_MODEL_PATH.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 
-# "auto": CUDA where it can work, else the CPU (service.providers.choose_providers).
+# "auto": CUDA where it can work, else the CPU (service.models.providers.choose_providers).
 Provider = Literal["auto", "cuda", "cpu"]
 
 # Millisecond-scale latencies, from 0.5 ms up to the default request deadline.
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         description="Histogram buckets, in seconds, of the latency metrics.",
     )
 
-    # -- reliability: slow and idle clients, request size (service/server.py, service/edge.py) --
+    # -- reliability: slow and idle clients, request size (service/http/) --------------------
     keep_alive_timeout_s: float = Field(
         default=5.0, gt=0, description="Close a keep-alive connection idle for this long."
     )
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=65536, ge=0, description="Largest request body.")
 
-    # -- access control (service/auth.py); keys are never in the repr, the log or a response ---
+    # -- access control (service/http/access.py); keys never in the repr, the log or a response
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), repr=False, description="API keys, comma-separated; none: no keys needed."
     )
@@ -215,7 +215,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    # -- access control validators (service/auth.py) ------------------------------------------
+    # -- access control validators (service/http/access.py) ---------------------------------
     _split_api_keys = field_validator("api_keys", mode="before")(_split_csv)
     _split_cors_origins = field_validator("cors_origins", mode="before")(_split_csv)
 

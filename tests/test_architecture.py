@@ -1,7 +1,8 @@
-"""The drawing of the house, checked: two halves (training/, service/) and an evaluation room
-(evaluation/), joined only through the ONNX contract (service/contract.py), with no import
-cycles. Reads the source with `ast` (every import, also those inside functions), so nothing
-is imported to check it."""
+"""The drawing of the house, checked: a neutral core (core/: the ONNX contract, console
+output, data sets) that training/, evaluation/ and service/ all import and that imports none
+of them; the service in rooms along a request's way (http/ → api/ → pipeline/ → models/,
+encoding/), with no import cycles. Reads the source with `ast` (every import, also those
+inside functions), so nothing is imported to check it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("service", "training", "evaluation")
-# What the other packages may use of the service: the contract and the CLI error helper.
-SHARED = {"service.contract", "service.console"}
+PACKAGES = ("core", "service", "training", "evaluation")
+# The service's rooms, and the rooms each may import (besides itself and the service's
+# root modules: settings, errors, metrics). Lower floors never reach up.
+ROOMS: dict[str, set[str]] = {
+    "service.http": set(),
+    "service.api": {
+        "service.pipeline",
+        "service.models",
+        "service.encoding",
+        "service.http",
+        "service.state",  # readiness: the gate before a model is used
+    },
+    "service.pipeline": {"service.models"},
+    "service.models": set(),
+    "service.encoding": set(),
+}
+ROOT_MODULES = {"service.settings", "service.errors", "service.metrics"}
+# Rooms that never see HTTP: they take and return plain values.
+NO_HTTP = ("service.pipeline", "service.models", "service.encoding")
+HTTP_LIBRARIES = ("starlette", "fastapi", "uvicorn")
 # The one evaluation module that needs torch: retraining the evaluator network.
 EVALUATION_TORCH = {"evaluation.train_feature_net"}
 
@@ -105,8 +123,8 @@ def cycles() -> Iterator[list[str]]:
 
 def test_the_walk_sees_the_packages() -> None:
     names = set(modules())
-    assert {"service.contract", "training.export", "evaluation.cli"} <= names
-    assert "service.contract" in project_imports("training.export")
+    assert {"core.contract", "service.api.samples", "training.export", "evaluation.cli"} <= names
+    assert "core.contract" in project_imports("training.export")
 
 
 def test_there_are_no_import_cycles() -> None:
@@ -115,7 +133,7 @@ def test_there_are_no_import_cycles() -> None:
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_package_init_files_import_nothing(package: str) -> None:
-    # `import service.contract` runs service/__init__.py: it must stay cheap for every user.
+    # `import core.contract` runs core/__init__.py: it must stay cheap for every user.
     assert imported(package) == frozenset()
 
 
@@ -129,22 +147,61 @@ def test_the_service_never_imports_training_evaluation_or_torch() -> None:
 
 
 def test_the_contract_needs_only_onnx_and_numpy() -> None:
-    external = {m.split(".")[0] for m in imported("service.contract")} - {"__future__"}
+    external = {m.split(".")[0] for m in imported("core.contract")} - {"__future__"}
     allowed = {"onnx", "numpy", "google"}  # google.protobuf: onnx's own message types
     assert {m for m in external if not _stdlib(m)} <= allowed
 
 
+def test_the_core_imports_no_other_package() -> None:
+    for name in (m for m in modules() if in_package(m, "core")):
+        outside = {m for m in project_imports(name) if not in_package(m, "core")}
+        assert not outside, f"{name} imports {sorted(outside)}"
+
+
 @pytest.mark.parametrize(
-    ("package", "other"), [("training", "evaluation"), ("evaluation", "training")]
+    ("package", "other"),
+    [
+        ("training", "evaluation"),
+        ("training", "service"),
+        ("evaluation", "training"),
+        ("evaluation", "service"),
+    ],
 )
-def test_the_halves_meet_only_through_the_contract(package: str, other: str) -> None:
+def test_training_and_evaluation_meet_only_through_the_core(package: str, other: str) -> None:
     for name in (m for m in modules() if in_package(m, package)):
-        service = {m for m in project_imports(name) if in_package(m, "service")}
-        assert service <= SHARED, f"{name} imports {sorted(service - SHARED)}"
         crossing = {m for m in project_imports(name) if in_package(m, other)}
-        # evaluation reads the real data set with training's idx reader (numpy only)
-        allowed = {"training.data", "training.folder"} if package == "evaluation" else set()
-        assert crossing <= allowed, f"{name} imports {sorted(crossing - allowed)}"
+        assert not crossing, f"{name} imports {sorted(crossing)}"
+
+
+def _room(name: str) -> str | None:
+    return next((room for room in ROOMS if in_package(name, room)), None)
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_each_room_of_the_service_imports_only_the_rooms_below_it(room: str) -> None:
+    allowed = ROOMS[room] | {room}
+    for name in (m for m in modules() if in_package(m, room)):
+        service = {m for m in project_imports(name) if in_package(m, "service")}
+        wrong = {
+            m
+            for m in service
+            if m not in ROOT_MODULES and not any(in_package(m, a) for a in allowed)
+        }
+        assert not wrong, f"{name} imports {sorted(wrong)}"
+
+
+@pytest.mark.parametrize("room", NO_HTTP)
+def test_the_pipeline_models_and_encoding_never_see_http(room: str) -> None:
+    for name in (m for m in modules() if in_package(m, room)):
+        http = {m for m in imported(name) if m.split(".")[0] in HTTP_LIBRARIES}
+        assert not http, f"{name} imports {sorted(http)}"
+
+
+def test_the_service_root_modules_stay_below_the_rooms() -> None:
+    # settings, errors and metrics are used by every room: they import no room themselves.
+    for name in ROOT_MODULES:
+        rooms = {m for m in project_imports(name) if _room(m) is not None}
+        assert not rooms, f"{name} imports {sorted(rooms)}"
 
 
 def test_evaluation_needs_no_torch_except_to_retrain_its_network() -> None:

@@ -46,7 +46,7 @@ def test_every_system_package_the_suite_uses_is_installed() -> None:
         "debootstrap",  # the e2e test's local base image
     }
     assert needed <= packages, needed - packages
-    assert "packages+=(chromium chromium-driver)" in TEXT  # tests/service/test_gallery.py
+    assert "packages+=(chromium chromium-driver)" in TEXT  # tests/service/api/test_gallery.py
 
 
 def test_torch_comes_from_the_cpu_index_first_with_a_short_timeout() -> None:

@@ -1,7 +1,7 @@
 """Command lines of the training package: gan-train and gan-export (gan-evaluate is
 `evaluation.cli`).
 
-Every user error ends as one line on stderr and exit code 2 (`service.console`);
+Every user error ends as one line on stderr and exit code 2 (`core.console`);
 `main(argv)` functions take an argument list so tests call them in-process.
 ``python -m training.cli`` is gan-train (which is what ``torchrun -m training.cli`` runs).
 """
@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from service.console import OneLineParser, fail
+from core.console import OneLineParser, fail
+from core.datasets import TRAIN_DATASETS, DataError
 from training.config import (
     AUGMENTATIONS,
     DEVICES,
@@ -25,7 +26,6 @@ from training.config import (
     UPSAMPLINGS,
     TrainConfig,
 )
-from training.data import TRAIN_DATASETS, DataError
 from training.models import ARCHS
 
 

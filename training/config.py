@@ -19,7 +19,6 @@ G_CONDITIONINGS = ("concat", "cbn")
 UPSAMPLINGS = ("convT", "nearest")
 AUGMENTATIONS = ("translation", "cutout")
 PRECISIONS = ("fp32", "bf16")
-IMAGE_SIZES = (28, 32, 64)
 
 # Per-architecture defaults (see README "Training defaults"): DCGAN follows Radford et al.
 # 2016 (Adam 2e-4, betas 0.5/0.999) plus an EMA generator; the MLP follows the 2014 paper's

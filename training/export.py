@@ -24,12 +24,12 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from service import contract
-from service.console import OneLineParser, fail
-from service.contract import Keys
+from core import contract
+from core.console import OneLineParser, fail
+from core.contract import Keys
+from core.datasets import class_names_for
 from training import checkpoint
 from training.config import TrainConfig
-from training.data import class_names_for
 from training.exporter_notices import no_torchvision_notices
 from training.models import ModelSpec, build_models
 from training.standing import with_standing_statistics

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from service.contract import grid, to_uint8
+from core.contract import grid, to_uint8
 
 
 class MetricsLog:
@@ -94,7 +94,7 @@ def progress_postfix(record: dict[str, Any]) -> str:
 
 def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
     """``(N, C, H, W)`` floats in [-1, 1] → one uint8 ``(rows·H, columns·W[, C])`` grid: the
-    contract's pixels and layout (`service.contract`), as the service's PNG grids."""
+    contract's pixels and layout (`core.contract`), as the service's PNG grids."""
     canvas = grid(to_uint8(images), columns)  # (C, H', W')
     return canvas[0] if canvas.shape[0] == 1 else canvas.transpose(1, 2, 0)
 

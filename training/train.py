@@ -26,10 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from core.datasets import DataError, ImageDataset, load_dataset, to_unit_range
 from training import checkpoint
 from training.augment import diff_augment
 from training.config import TrainConfig, TrainingError
-from training.data import DataError, ImageDataset, load_dataset, to_unit_range
 from training.distributed import DistContext, any_rank, barrier, gather, setup, teardown
 from training.ema import make_ema, update_ema
 from training.losses import discriminator_loss, generator_loss

@@ -3,7 +3,7 @@ n latent vectors and labels, one onnxruntime run, uint8 pixels, one near-square 
 2 px of black padding, one PNG at compress_level=1.
 
 Peers run in their own virtual environments (numpy, isal, onnxruntime and their framework,
-no repository package); from the repository this module imports only `service/png.py`, the
+no repository package); from the repository this module imports only `service/encoding/png.py`, the
 PNG writer, so that every system does exactly the same encoding work.
 Settings come from the environment the benchmark starts them with: BENCH_MODEL (the ONNX
 file), BENCH_PROVIDER (`cpu` or `cuda`), BENCH_THREADS (intra-op threads, default 1).
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-# service/png.py needs only numpy and isal: the peers import it from the checkout.
+# service/encoding/png.py needs only numpy and isal: the peers import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from service.png import encode_png
+from service.encoding.png import encode_png
 
 PADDING = 2
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}

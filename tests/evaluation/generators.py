@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from service.contract import INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE, Keys
+from core.contract import INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE, Keys
+from core.datasets import make_fake_dataset
 from tests.support.onnx_models import IR_VERSION, OPSET, metadata, signature
-from training.data import make_fake_dataset
 
 
 def tiny_generator(path: Path, conditional: bool, arch: str = "mlp") -> Path:

@@ -14,8 +14,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from core import contract
 from evaluation.card import regenerate
-from service import contract
 from tests.support.gan_serve import gan_serve
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from service.app import create_app
-from service.server import Parser, uvicorn_options
+from service.http.connections import Parser, uvicorn_options
 from service.settings import Settings
 from tests.support import onnx_models as models
 from tests.support.gan_serve import metric_samples, poll

@@ -1,6 +1,6 @@
 """Synthetic generator ONNX files built with onnx.helper (no torch), for the tests and bench/.
 
-Each follows the contract (`service.contract`, docs/onnx-contract.md): input `z` float32
+Each follows the contract (`core.contract`, docs/onnx-contract.md): input `z` float32
 [batch, latent] (+ `label` int64 [batch]), output `image` float32 [batch, C, H, W] in
 [-1, 1], the contract's metadata. Random weights: the speed of a trained model, not its looks.
 
@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.contract import FORMAT_VERSION, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE, Keys
-from training.data import FASHION_MNIST_CLASSES
+from core.contract import FORMAT_VERSION, INPUT_LABEL, INPUT_Z, OUTPUT_IMAGE, Keys
+from core.datasets import FASHION_MNIST_CLASSES
 
 OPSET = 18
 IR_VERSION = 10

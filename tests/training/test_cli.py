@@ -55,10 +55,10 @@ def test_a_missing_data_dir_that_was_given_is_named_not_asked_for(
 def test_missing_default_fashion_mnist_suggests_the_debian_package(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.data
+    import core.datasets
 
     monkeypatch.delenv("GAN_DATA_DIR", raising=False)
-    monkeypatch.setattr(training.data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")
+    monkeypatch.setattr(core.datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")
     argv = ["--out", str(tmp_path / "r"), "--max-steps", "1"]
     _one_line_error(capsys, lambda: train_main(argv), "apt-get install dataset-fashion-mnist")
 

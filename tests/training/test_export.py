@@ -12,8 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from core import contract
 from evaluation.sampler import GeneratorSampler
-from service import contract, generator
+from service.models import generator
 from tests.training.helpers import tiny_config
 from training.cli import export_main
 from training.export import ExportError, export, load_generator, signature_text

@@ -115,7 +115,7 @@ def test_resume_refuses_to_change_what_the_model_is(run_dir: Path) -> None:
 
 
 def test_resume_refuses_other_data(run_dir: Path, tmp_path: Path) -> None:
-    from training.data import make_fake_dataset, write_idx
+    from core.datasets import make_fake_dataset, write_idx
 
     data = make_fake_dataset(256, seed=5)
     write_idx(data.images, data.labels, tmp_path / "idx", "train")

@@ -1,0 +1,368 @@
+"""Generator ONNX files: find them, open them in onnxruntime, run them.
+
+Each file is checked against the ONNX contract (`core.contract.inspect`,
+docs/onnx-contract.md) before a session is opened on it; a file that breaks it is refused
+with one line naming the file (`ModelError`).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+# The contract's reader lives in core.contract; ModelError stays importable from here.
+from core.contract import GeneratorSpec, Images, ModelError, inspect
+from service.models.providers import PROVIDERS, choose_providers
+
+__all__ = [
+    "PROVIDERS",
+    "Generator",
+    "Images",
+    "ModelError",
+    "RunStop",
+    "discover",
+    "load",
+    "warmup_sizes",
+]
+
+log = logging.getLogger("service.models.generator")
+
+_SHORT = {full: short for short, full in PROVIDERS.items()}
+
+
+def discover(model_dir: Path, model_path: Path | None) -> list[Path]:
+    """The files to serve: `model_path` alone if set, else every *.onnx in `model_dir`.
+
+    An entry that is not a readable regular file (a broken or looping symlink, a directory,
+    a FIFO) is refused with one line naming it, like any other bad model file; a model
+    directory that cannot be listed is named with the reason. A missing one holds no models.
+    """
+    if model_path is not None:
+        if problem := _not_a_file(model_path):
+            problem = "no such model file" if problem == "missing" else problem
+            raise ModelError(f"{model_path}: {problem}")
+        return [model_path]
+    try:
+        if not stat.S_ISDIR(model_dir.stat().st_mode):
+            raise ModelError(f"{model_dir}: not a directory (GAN_MODEL_DIR)")
+        entries = sorted(model_dir.glob("*.onnx"))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not model_dir.is_symlink():
+            return []
+        raise ModelError(f"{model_dir}: {_path_problem(model_dir, exc)} (GAN_MODEL_DIR)") from exc
+    for entry in entries:
+        if problem := _not_a_file(entry):
+            raise ModelError(f"{entry}: {problem}")
+    return entries
+
+
+def _path_problem(path: Path, exc: OSError) -> str:
+    """What is wrong with `path`, from the error that reaching it raised, in a few words."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT and path.is_symlink():
+        return f"broken symlink to {os.readlink(path)}"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file (through symlinks); else what it is, or "missing"."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and not path.is_symlink():
+            return "missing"
+        return _path_problem(path, exc)
+    if stat.S_ISDIR(mode):
+        return "a directory, not a model file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+_BUILD_PATH = re.compile(r"(?:/[\w.+-]+)+\.(?:h|hpp|cc|cpp|cu|cuh|c):\d+\s*")
+_CPP_FUNCTION = re.compile(r"\b\w+(?:::[\w~]+)+\([^()]*\)\s*(?:const\s*)?")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+
+
+def runtime_error_line(exc: BaseException, limit: int = 300) -> str:
+    """onnxruntime's error as one short line, without its build paths and C++ signatures
+    (they say nothing to a user and should not reach an unauthenticated /readyz)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ORT_PREFIX.sub("", _CPP_FUNCTION.sub("", _BUILD_PATH.sub("", text)))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def warmup_sizes(max_batch: int) -> list[int]:
+    """The batch sizes warmed up at start: powers of two below max_batch, and max_batch.
+
+    On CUDA the generator pads every run up to one of these and runs each size on its own
+    session, so every session always sees one shape; on the CPU they size the arena.
+    """
+    sizes = [1 << k for k in range(max_batch.bit_length()) if (1 << k) < max_batch]
+    return [*sizes, max_batch]
+
+
+class RunStop:
+    """Stops one onnxruntime run from another thread: between two nodes, or two iterations of
+    a Loop, the run raises instead of going on (its requests are gone)."""
+
+    def __init__(self) -> None:
+        self.options = ort.RunOptions()
+        # A stopped run is no failure: keep onnxruntime's own error line out of the log.
+        self.options.log_severity_level = 4
+
+    def stop(self) -> None:
+        self.options.terminate = True
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.options.terminate)
+
+
+class Generator:
+    """The onnxruntime session(s) serving one generator file.
+
+    One session, except where runs are padded (CUDA) and `open_session` can open more: then
+    each padded size gets a session of its own. onnxruntime's CUDA kernels redo their set-up
+    whenever a session's input shape differs from its last run's; measured on an H200 with
+    the shipped model (docs/benchmarks.md), alternating batch sizes cost about 16 ms per run
+    against 0.2 ms at a steady size, so one session per size keeps every session's shape
+    steady (the GPU memory of the extra sessions was not measured).
+    """
+
+    def __init__(
+        self,
+        spec: GeneratorSpec,
+        session: ort.InferenceSession,
+        requested: Sequence[str],
+        *,
+        io_binding: bool | None = None,
+        pad_to: Sequence[int] = (),
+        open_session: Callable[[], ort.InferenceSession] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.session = session
+        self._open_session = open_session
+        self._sessions: dict[int, ort.InferenceSession] = {}
+        self._opening = threading.Lock()
+        active = session.get_providers()[0]
+        self.provider = _SHORT.get(active, active)
+        self.fallback = bool(requested) and self.provider != requested[0]
+        # IO binding keeps the output on the device until one copy back; it only pays on GPUs.
+        self.io_binding = self.provider == "cuda" if io_binding is None else io_binding
+        self._device = "cuda" if self.provider == "cuda" else "cpu"
+        self._pad_to = sorted(pad_to)
+        self.slots = 1  # concurrent runs the service makes on this session (set by load)
+        self.intra_op_threads = 0
+
+    def set_pad_to(self, sizes: Sequence[int]) -> None:
+        """New warm-up sizes (a lowered max batch); padding applies only where it did."""
+        if self._pad_to:
+            self._pad_to = sorted(sizes)
+
+    def _padded(self, batch: int) -> int:
+        return next((size for size in self._pad_to if size >= batch), batch)
+
+    def session_for(self, size: int) -> ort.InferenceSession:
+        """The session that runs batches of `size` rows (after padding)."""
+        if not self._pad_to or self._open_session is None:
+            return self.session
+        if (session := self._sessions.get(size)) is None:
+            with self._opening:  # run slots may ask at once; open each size's session once
+                if (session := self._sessions.get(size)) is None:
+                    session = self.session if not self._sessions else self._open_session()
+                    self._sessions[size] = session
+        return session
+
+    def run(
+        self,
+        z: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.int64] | None,
+        stop: RunStop | None = None,
+    ) -> Images:
+        """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W); raises
+        if `stop` is stopped before the run ends."""
+        batch = z.shape[0]
+        size = self._padded(batch)
+        if size != batch:  # pad rows are zeros and are dropped after the run
+            z = np.concatenate([z, np.zeros((size - batch, z.shape[1]), np.float32)])
+            if labels is not None:
+                labels = np.concatenate([labels, np.zeros(size - batch, np.int64)])
+        feeds: dict[str, npt.NDArray[Any]] = {"z": np.ascontiguousarray(z)}
+        if self.spec.conditional:
+            assert labels is not None
+            feeds["label"] = np.ascontiguousarray(labels)
+        session = self.session_for(size)
+        if self.io_binding:
+            binding = session.io_binding()
+            for name, array in feeds.items():
+                value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
+                binding.bind_ortvalue_input(name, value)
+            binding.bind_output("image", self._device, 0)
+            session.run_with_iobinding(binding, stop.options if stop else None)
+            out = binding.copy_outputs_to_cpu()[0]
+        else:
+            out = session.run(["image"], feeds, stop.options if stop else None)[0]
+        images = np.asarray(out, dtype=np.float32)[:batch]
+        if images.shape != (batch, *self.spec.image_shape):
+            raise RuntimeError(f"{self.spec.name}: run returned shape {images.shape}")
+        return images
+
+    def warm_up(self, sizes: Sequence[int], concurrent: int = 1) -> float:
+        """Run once at each batch size, then `concurrent` runs at the largest at once; return
+        images/s measured at the largest alone.
+
+        The concurrent runs grow onnxruntime's memory arena to what that many run slots use
+        together, at start-up rather than at the first burst (on the CPU the arena never
+        shrinks: a burst left the process 69 MB larger when only one run had warmed it).
+        """
+        rate = 0.0
+        for size in sorted(sizes):
+            started = time.perf_counter()
+            self._warm_run(size)
+            rate = size / max(time.perf_counter() - started, 1e-9)
+        if concurrent > 1 and sizes:
+            together = threading.Barrier(concurrent, timeout=60)  # start the runs at once
+
+            def run_together() -> None:
+                together.wait()
+                self._warm_run(max(sizes))
+
+            with ThreadPoolExecutor(concurrent, thread_name_prefix="warm-up") as pool:
+                for done in [pool.submit(run_together) for _ in range(concurrent)]:
+                    done.result()
+        return rate
+
+    def largest_batch_within(self, sizes: Sequence[int], limit_s: float) -> int:
+        """The largest of `sizes` whose run takes at most `limit_s` (the smallest if none does).
+
+        Sizes are tried smallest first, each run once unmeasured (the first run at a shape sets
+        up its memory, and its kernels on CUDA) and once timed; the first size over the limit
+        ends the search, so a slow model never runs the sizes it will not serve.
+        """
+        ordered = sorted(sizes)
+        fitted = ordered[0]
+        for size in ordered:
+            self._warm_run(size)
+            started = time.perf_counter()
+            self._warm_run(size)
+            if time.perf_counter() - started > limit_s:
+                break
+            fitted = size
+        return fitted
+
+    def _warm_run(self, size: int) -> None:
+        z = np.zeros((size, self.spec.latent_dim), np.float32)
+        labels = np.zeros(size, np.int64) if self.spec.conditional else None
+        try:
+            self.run(z, labels)
+        except Exception as exc:  # one line naming the file, for the log and /readyz
+            reason = runtime_error_line(exc)
+            raise ModelError(f"{self.spec.path}: warm-up at batch {size} failed: {reason}") from exc
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's or pod's CPU limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def run_layout(on_gpu: bool, run_slots: int, intra_op_threads: int) -> tuple[int, int]:
+    """(run slots, intra-op threads per run): 0 means auto.
+
+    On the CPU, one slot per core with one intra-op thread each: several small runs in
+    parallel scale across cores where one run on several threads does not. On a GPU, one slot
+    (the device serialises runs; batching does the work) with onnxruntime's default threads.
+    """
+    if on_gpu:
+        return run_slots or 1, intra_op_threads
+    cores = usable_cpus()
+    slots = run_slots or cores
+    return slots, intra_op_threads or max(1, cores // slots)
+
+
+def load(
+    path: Path,
+    providers: Sequence[str],
+    intra_op_threads: int,
+    pad_to: Sequence[int] = (),
+    io_binding: bool | None = None,
+    run_slots: int = 0,
+    spec: GeneratorSpec | None = None,
+) -> Generator:
+    """Open an onnxruntime session on `path`, checked against the contract — by `spec`, its
+    reading at start-up, when given (the file must not have changed since)."""
+    data = path.read_bytes()
+    if spec is None:
+        spec = inspect(path, data)
+    elif hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise ModelError(f"{path}: changed since start-up; restart gan-serve to serve it")
+    # Providers that cannot work here (no CUDA provider in this build, no GPU, no CUDA
+    # libraries) are left out rather than letting onnxruntime fail loudly; that counts as a
+    # fallback, which choose_providers has already explained in one warning.
+    choice = choose_providers(providers, ort.get_available_providers())
+    slots, threads = run_layout(choice.names[0] == PROVIDERS["cuda"], run_slots, intra_op_threads)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    # Parallelism comes from concurrent runs (slots) on this one session, each on its
+    # calling thread, and from intra-op threads within a run; none from inter-op.
+    options.inter_op_num_threads = 1
+
+    def open_session() -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(data, options, providers=choice.names)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = runtime_error_line(exc)  # one line, no build paths
+            raise ModelError(f"{path}: onnxruntime cannot load it: {first}") from exc
+
+    session = open_session()
+    pad = pad_to if session.get_providers()[0] == PROVIDERS["cuda"] else ()
+    generator = Generator(
+        spec,
+        session,
+        [choice.preferred],
+        io_binding=io_binding,
+        pad_to=pad,
+        open_session=open_session if pad else None,  # which holds the file's bytes
+    )
+    generator.slots, generator.intra_op_threads = slots, threads
+    log.info(
+        "model %s from %s: provider %s, %d run slots of %s intra-op threads",
+        spec.name,
+        path,
+        generator.provider,
+        slots,
+        threads or "onnxruntime's default",
+    )
+    if generator.fallback and choice.reason is None:  # onnxruntime itself fell back
+        log.warning(
+            "model %s: asked for providers %s but onnxruntime runs it on %s (fallback)",
+            spec.name,
+            ",".join(providers),
+            generator.provider,
+        )
+    return generator
