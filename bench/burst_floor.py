@@ -1,6 +1,6 @@
 """The burst probe's own floor: the same probe against a server that does nothing but refuse.
 
-    python -m bench.burst_floor --bursts 4
+    python -m bench burst-floor --bursts 4
 
 A plain asyncio server (no HTTP framework, no model) answers every request with a fixed 503;
 `probes.burst` sends it 300 requests at once, as it does to gan-serve. What the probe then
@@ -16,11 +16,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench import probes, systems
 from bench.quiet import wait_for_quiet
 from bench.wrk import Request
 
+REPO = Path(__file__).resolve().parent.parent
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
     b"retry-after: 1\r\ncontent-length: 2\r\n\r\n{}"
@@ -68,10 +70,12 @@ def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bursts", type=int, default=4)
-    p.add_argument("--clients", type=int, default=300)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--bursts", type=int, default=4, help="bursts, one after the other")
+    p.add_argument("--clients", type=int, default=300, help="requests of n = 1024 per burst")
     p.add_argument(
         "--quiet-wait", type=float, default=60.0, help="longest wait for a quiet machine, s"
     )
@@ -81,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args.serve))
         return 0
     port = systems.free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.burst_floor", "--serve", str(port)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", "burst-floor", "--serve", str(port)], cwd=REPO
+    )
     server = systems.Server(REFUSER, process, port)
     try:
         _wait_listening(port)
@@ -105,7 +111,3 @@ def main(argv: list[str] | None = None) -> int:
         process.kill()
         process.wait()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

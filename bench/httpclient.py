@@ -1,7 +1,7 @@
 """A small HTTP/1.1 client on asyncio streams for the open-loop, overload and burst probes.
 
-Plain streams rather than an HTTP library: on a 2-core machine the client's own CPU use
-would otherwise cap what it measures. Keep-alive connections; answers need Content-Length
+Plain streams rather than an HTTP library: on a machine of few cores the client's own CPU
+use would otherwise cap what it measures. Keep-alive connections; answers need Content-Length
 (every server measured here sends it).
 """
 

@@ -1,8 +1,9 @@
 """The machine's limit: what one process could serve with nothing between the model and the
 body, measured in-process on the same model and provider as the service.
 
-- t_image: one onnxruntime run at batch `batch` (256, as issue 8 defines the limit) with one
-  intra-op thread, divided by the batch: the cheapest inference per image;
+- t_image: one onnxruntime run at batch `batch` (256: the limit's definition, whatever the
+  service's own max batch) with one intra-op thread, divided by the batch: the cheapest
+  inference per image;
 - t_encode[fmt]: exactly the service's encoding of one n = 16 answer (its float → uint8
   conversion where `service.encoding.formats.encode` takes pixels, then `encode`), per format;
 - limit req/s = cores / (16 t_image + t_encode) on the CPU (every core runs models and
@@ -92,7 +93,8 @@ def service_encoder(n: int, model: str) -> tuple[Callable[[str, np.ndarray], byt
     for name, param in list(params.items())[2:]:
         if name not in known and param.default is inspect.Parameter.empty:
             raise RuntimeError(
-                f"service.encoding.formats.encode has a new parameter {name!r}: teach bench/limit.py"
+                f"service.encoding.formats.encode has a new parameter {name!r}: "
+                "teach bench/limit.py"
             )
     kwargs = {name: known[name] for name in names[2:] if name in known}
 

@@ -8,6 +8,7 @@ installed is recorded in the environment's stamp file, which the benchmark repor
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -143,16 +144,18 @@ print(json.dumps(found))
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.peer_envs [PEER ...]`: make the environments ahead of a run."""
-    peers = (argv if argv is not None else sys.argv[1:]) or list(FRAMEWORK)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`python -m bench peer-envs [PEER ...]`: make the environments ahead of a run."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "peers", nargs="*", metavar="PEER", help=f"of {', '.join(FRAMEWORK)} (default: all)"
+    )
+    peers = parser.parse_args(argv).peers or list(FRAMEWORK)
+    if unknown := sorted(set(peers) - set(FRAMEWORK)):
+        parser.error(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(FRAMEWORK)}")
     for peer in peers:
         try:
             print(peer, json.dumps(ensure(peer, ROOT / f"{peer}-pip.log")), flush=True)
         except RuntimeError as exc:
             print(exc, file=sys.stderr, flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

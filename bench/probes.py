@@ -48,9 +48,10 @@ def alternated(
     quiet wait and `run_warmup_s` unmeasured. The answer is the median of the pairs' ratios
     (first / second).
 
-    This machine's speed drifts by ±20 % from one minute to the next; a ratio of two runs
-    made minutes apart measures that drift as much as the servers, one of two runs made back
-    to back does not. The server not being measured is idle."""
+    A shared machine's speed drifts from one minute to the next (docs/benchmarks.md,
+    "Measuring through the drift"); a ratio of two runs made minutes apart measures that
+    drift as much as the servers, one of two runs made back to back does not. The server
+    not being measured is idle."""
     first, second = servers
     names = (first.system.name, second.system.name)
     requests = {server.system.name: server.system.request(n, fmt) for server in servers}

@@ -1,7 +1,7 @@
 """What one onnxruntime run of each batch size costs here: the ground for GAN_MAX_RUN_MS.
 
-    python -m bench.run_length                       # the shipped default model, CPU
-    python -m bench.run_length --sizes 16 64 256 --rounds 6 --out run-length.json
+    python -m bench run-length                       # the shipped default model, CPU
+    python -m bench run-length --sizes 16 64 256 --rounds 6 --out run-length.json
 
 For each batch size, with one intra-op thread per run (the service's layout on a CPU):
 - **alone**: one run at a time, ms per run and µs per image;
@@ -120,8 +120,10 @@ def measure(
     return {"model": str(model), "threads": threads, "cores": cores(), "sizes": rows}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", type=Path, default=REPO / "models" / "fashion-cdcgan.onnx")
     p.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     p.add_argument("--threads", type=int, default=cores(), help="runs at once (run slots)")
@@ -145,7 +147,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

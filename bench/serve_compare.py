@@ -1,27 +1,21 @@
-"""Serving benchmark: gan-serve against the machine's limit and the servers a user would
-pick instead, in one run on one model (issue 8; method in docs/benchmarks.md).
+"""gan-serve against the machine's limit and the servers a user would pick instead.
 
-    python bench/serve_compare.py                 # the full run (about 35 min on 2 cores)
-    python bench/serve_compare.py --quick         # a smoke run of every part, a few minutes
-    python bench/serve_compare.py --systems gan-serve fastapi --experiments closed
+    python -m bench serve-compare                 # the full run
+    python -m bench serve-compare --quick         # a smoke run of every part, a few minutes
+    python -m bench serve-compare --systems gan-serve fastapi --experiments closed
 
-Parts (`--experiments`): limit (in-process onnxruntime + the service's encoding), closed
-(wrk, every system, rounds with the order rotated), versus (gan-serve and the best peer of
-the closed rounds side by side, runs alternated in pairs), onoff (batching on vs off, n = 1,
-c = 64, the same way), openloop (highest arrival rate held with p99 ≤ 100 ms), overload (4×
-capacity, n = 64, /healthz probed), bursts (300 × n = 1024 at once; 200 clients that hang up
-at 50 ms). Before each measured run it waits for a quiet machine and records what it saw.
-Peers' virtual environments are made once under .bench/venvs/. Prints the tables and
-ratios and writes them as Markdown and JSON (`--out`).
+One run on one model (method and results: docs/benchmarks.md). Parts (`--experiments`):
+limit (in-process onnxruntime + the service's encoding), closed (wrk, every system, rounds
+with the order rotated), versus (gan-serve and the best peer of the closed rounds side by
+side, runs alternated in pairs), onoff (batching on vs off, n = 1, c = 64, the same way),
+openloop (highest arrival rate held with p99 ≤ 100 ms), overload (4× capacity, n = 64,
+/healthz probed), bursts (300 × n = 1024 at once; 200 clients that hang up at 50 ms). Before
+each measured run it waits for a quiet machine and records what it saw. Peers' virtual
+environments are made once under .bench/venvs/. Prints the tables and ratios and writes them
+as Markdown and JSON (`--out`).
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make the repository's packages importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import contextlib
@@ -29,103 +23,184 @@ import json
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from bench import limit, peer_envs, probes, report, systems, wrk
+from bench import limit, peer_envs, probes, report, results, systems, wrk
 from bench.openloop import raise_fd_limit
 from bench.quiet import Quiet, wait_for_quiet
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ("limit", "closed", "versus", "onoff", "openloop", "overload", "bursts")
 ONOFF = (1, 64)  # (n, concurrency) of batching on vs off
+# --quick: a smoke run of every part; its figures prove the harness works, not the speed.
+QUICK: dict[str, Any] = {
+    "rounds": 1,
+    "duration": 2.0,
+    "warmup": 1.0,
+    "concurrency": [1, 32],
+    "n": [16],
+    "formats": ["png"],
+    "versus_pairs": 1,
+    "onoff_pairs": 1,
+    "openloop_step": 1.0,
+    "openloop_steps": 4,
+    "openloop_factor": 1.5,
+    "overload_duration": 3.0,
+    "burst_clients": 20,
+    "disconnect_clients": 20,
+    "disconnect_trials": 1,
+}
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=_Help)
+    run = p.add_argument_group("what runs")
+    run.add_argument(
         "--model",
         type=Path,
         default=REPO / "models" / "fashion-cdcgan.onnx",
-        help="generator ONNX file every system serves",
+        metavar="FILE",
+        help="generator ONNX file every system serves (default: models/fashion-cdcgan.onnx)",
     )
-    p.add_argument(
+    run.add_argument(
         "--systems",
         nargs="+",
         choices=list(systems.SYSTEMS),
         default=list(systems.SYSTEMS),
-        help="systems in the closed-loop rounds",
+        metavar="SYSTEM",
+        help=f"systems in the closed-loop rounds, of {', '.join(systems.SYSTEMS)} (default: all)",
     )
-    p.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
-    p.add_argument(
+    run.add_argument(
+        "--experiments",
+        nargs="+",
+        choices=EXPERIMENTS,
+        default=list(EXPERIMENTS),
+        metavar="PART",
+        help=f"parts to run, of {', '.join(EXPERIMENTS)} (default: all)",
+    )
+    run.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 round, 2 s runs, c = 1 and 32, png, small bursts",
+        help="smoke run: 1 round, 2 s runs, c = 1 and 32, n = 16 png, small bursts",
     )
-    p.add_argument("--rounds", type=int, default=3, help="closed-loop rounds (order rotated)")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per closed-loop run")
-    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per start")
-    p.add_argument(
-        "--cell-warmup", type=float, default=1.0, help="unmeasured seconds before each run"
-    )
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
-    p.add_argument("--n", type=int, nargs="+", default=[1, 16], help="images per request")
-    p.add_argument("--formats", nargs="+", choices=limit.FORMATS, default=list(limit.FORMATS))
-    p.add_argument(
-        "--versus-pairs",
-        type=int,
-        default=3,
-        help="alternated pairs of runs per concurrency, gan-serve then its best peer",
-    )
-    p.add_argument(
-        "--onoff-pairs",
-        type=int,
-        default=4,
-        help="alternated pairs of runs, batching on then off (the order swapped each pair)",
-    )
-    p.add_argument("--openloop-step", type=float, default=5.0, help="seconds per rate step")
-    p.add_argument("--openloop-steps", type=int, default=20)
-    p.add_argument("--openloop-factor", type=float, default=1.1)
-    p.add_argument("--overload-duration", type=float, default=20.0)
-    p.add_argument("--burst-clients", type=int, default=300)
-    p.add_argument("--disconnect-clients", type=int, default=200)
-    p.add_argument(
-        "--disconnect-trials",
-        type=int,
-        default=5,
-        help="mass hang-ups in a row on one server (where a run stands when they come varies)",
-    )
-    p.add_argument(
-        "--quiet-cores",
-        type=float,
-        default=0.25,
-        help="a run starts when others use at most this many cores",
-    )
-    p.add_argument("--quiet-wait", type=float, default=120.0, help="longest wait, seconds")
-    p.add_argument(
+    run.add_argument(
         "--service-env",
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
         help="extra GAN_* settings for gan-serve (both variants)",
     )
-    p.add_argument(
+    run.add_argument(
         "--out",
         type=Path,
-        help="JSON path; the Markdown goes beside it "
-        "(default .bench/results/serve-compare-<time>.json)",
+        metavar="FILE",
+        help="JSON path, the Markdown beside it (default: .bench/results/serve-compare-TIME.json)",
+    )
+    closed = p.add_argument_group("closed-loop rounds (wrk)")
+    closed.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds, order rotated")
+    closed.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds per run")
+    closed.add_argument(
+        "--warmup", type=float, default=3.0, metavar="S", help="unmeasured seconds after a start"
+    )
+    closed.add_argument(
+        "--cell-warmup",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="unmeasured seconds before a run",
+    )
+    closed.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 8, 32, 128],
+        metavar="C",
+        help="connections",
+    )
+    closed.add_argument(
+        "--n", type=int, nargs="+", default=[1, 16], metavar="N", help="images per request"
+    )
+    closed.add_argument(
+        "--formats",
+        nargs="+",
+        choices=limit.FORMATS,
+        default=list(limit.FORMATS),
+        metavar="FORMAT",
+        help=f"answer formats, of {', '.join(limit.FORMATS)} (default: all; peers: png)",
+    )
+    paired = p.add_argument_group("side by side (versus, onoff): pairs of runs, order swapped")
+    paired.add_argument(
+        "--versus-pairs",
+        type=int,
+        default=3,
+        metavar="N",
+        help="pairs per concurrency, gan-serve and its best peer",
+    )
+    paired.add_argument(
+        "--onoff-pairs", type=int, default=4, metavar="N", help="pairs, batching on and off"
+    )
+    loads = p.add_argument_group("open loop and overload")
+    loads.add_argument(
+        "--openloop-step", type=float, default=5.0, metavar="S", help="seconds per rate step"
+    )
+    loads.add_argument(
+        "--openloop-steps", type=int, default=20, metavar="N", help="most rate steps"
+    )
+    loads.add_argument(
+        "--openloop-factor", type=float, default=1.1, metavar="X", help="rate multiplier per step"
+    )
+    loads.add_argument(
+        "--overload-duration", type=float, default=20.0, metavar="S", help="seconds at 4× capacity"
+    )
+    bursts = p.add_argument_group("bursts")
+    bursts.add_argument(
+        "--burst-clients", type=int, default=300, metavar="N", help="requests of n = 1024 at once"
+    )
+    bursts.add_argument(
+        "--disconnect-clients",
+        type=int,
+        default=200,
+        metavar="N",
+        help="clients of n = 1024 that hang up after 50 ms",
+    )
+    bursts.add_argument(
+        "--disconnect-trials",
+        type=int,
+        default=5,
+        metavar="N",
+        help="mass hang-ups in a row on one server (where a run stands when they come varies)",
+    )
+    quiet = p.add_argument_group("a quiet machine before each measured run")
+    quiet.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.25,
+        metavar="CORES",
+        help="a run starts when others use at most this many cores",
+    )
+    quiet.add_argument(
+        "--quiet-wait", type=float, default=120.0, metavar="S", help="longest wait, seconds"
     )
     return p
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written; each flag's default after its help, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "(default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _apply_quick(args: argparse.Namespace) -> None:
-    args.rounds, args.duration, args.warmup = 1, 2.0, 1.0
-    args.concurrency, args.n, args.formats = [1, 32], [16], ["png"]
-    args.openloop_step, args.openloop_steps, args.openloop_factor = 1.0, 4, 1.5
-    args.overload_duration, args.burst_clients, args.disconnect_clients = 3.0, 20, 20
-    args.disconnect_trials, args.onoff_pairs, args.versus_pairs = 1, 1, 1
+    vars(args).update(QUICK)
     args.quiet_wait = min(args.quiet_wait, 5.0)
 
 
@@ -197,8 +272,9 @@ class Bench:
 
     def measure_limit(self, round_index: int | None) -> None:
         """The in-process limit, once per round just before gan-serve's cells: the machine's
-        speed drifts by ±20 % from minute to minute, and a limit measured once, at the start,
-        was up to 1.8× slower than the rounds it was compared with."""
+        speed drifts from minute to minute, and a limit measured once, at the start, can be
+        far from the rounds it is compared with (docs/benchmarks.md, "Measuring through the
+        drift")."""
         quiet = self.wait()
         measured = limit.measure(
             str(self.args.model), self.provider, min_s=1.0 if self.args.quick else 3.0
@@ -283,11 +359,11 @@ class Bench:
     def versus(self) -> None:
         """gan-serve against the best peer of the closed rounds at each concurrency (n = 16
         png), side by side, runs alternated: the closed rounds measure each system minutes
-        apart, and this machine's drift moved their ratios by ±20 % from run to run."""
-        cells = report.summarise(self.results.get("closed", []))
+        apart, and the machine's drift moves their ratios from run to run."""
+        cells = results.summarise(self.results.get("closed", []))
         best: dict[str, list[int]] = {}  # peer -> the concurrencies where it was best
         for c in self.args.concurrency:
-            if (peer := report.best_peer(cells, c)) is not None:
+            if (peer := results.best_peer(cells, c)) is not None:
                 best.setdefault(peer, []).append(c)
         self.results["versus"] = []
         for peer, concurrencies in best.items():
@@ -354,7 +430,7 @@ class Bench:
             self.onoff()
         deadline = float(limits.get("request_timeout_s", 30.0))
         if "openloop" in a.experiments:
-            start = report.median_rps(res["closed"], "gan-serve", 16, 32, "png") or 100.0
+            start = results.median_rps(res["closed"], "gan-serve", 16, 32, "png") or 100.0
             self.service_probe(
                 "openloop",
                 probes.open_loop_search,
@@ -397,35 +473,29 @@ class Bench:
         return res
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     if args.quick:
         _apply_quick(args)
     if not args.model.is_file():
-        print(f"serve_compare: error: no model file {args.model}", file=sys.stderr)
-        return 2
+        parser.error(f"no model file {args.model}")
     if bad := [kv for kv in args.service_env if "=" not in kv]:
-        print(f"serve_compare: error: --service-env wants KEY=VALUE, got {bad[0]}", file=sys.stderr)
-        return 2
+        parser.error(f"--service-env wants KEY=VALUE, got {bad[0]}")
     try:
         wrk.wrk_binary()
     except RuntimeError as exc:
-        print(f"serve_compare: error: {exc}", file=sys.stderr)
-        return 2
+        parser.error(str(exc))
     raise_fd_limit()
     bench = Bench(args)
     try:
-        results = bench.run()
+        result = bench.run()
     finally:
         shutil.rmtree(bench.scratch, ignore_errors=True)
-    markdown = report.markdown(results)
+    markdown = report.markdown(result)
     print("\n" + markdown)
     bench.out.parent.mkdir(parents=True, exist_ok=True)
-    bench.out.write_text(json.dumps(results, indent=1) + "\n")
+    bench.out.write_text(json.dumps(result, indent=1) + "\n")
     bench.out.with_suffix(".md").write_text(markdown)
     print(f"wrote {bench.out} and {bench.out.with_suffix('.md')}; logs in {bench.logs}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

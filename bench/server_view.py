@@ -1,19 +1,18 @@
-"""gan-serve under wrk, cell by cell, with the service's own view of each cell: the mean
-request duration, queue wait, run duration, batch size and encoding time over the cell, from
-the differences of its Prometheus histograms before and after.
+"""gan-serve under wrk, cell by cell, with the service's own view of each cell.
 
-Where the client sees a slow cell, this says which stage grew (the run, the queue or the
-rest), without a profiler.
-
-    python -m bench.server_view [--concurrency 1 2 4 8 16 32] [--n 16] [--duration 3]
+    python -m bench server-view [--concurrency 1 2 4 8 16 32] [--n 16] [--duration 3]
         [--service-env GAN_RUN_SLOTS=2 ...]
+
+The service's view: the mean request duration, queue wait, run duration, batch size and
+encoding time over the cell, from the differences of its Prometheus histograms before and
+after. Where the client sees a slow cell, this says which stage grew (the run, the queue or
+the rest), without a profiler. One JSON line per cell.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -71,13 +70,25 @@ def cell(base_url: str, connections: int, n: int, duration_s: float) -> dict[str
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/fashion-cdcgan.onnx"))
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    parser.add_argument("--n", type=int, default=16)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, default=Path("models/fashion-cdcgan.onnx"), help="generator served"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="one cell each"
+    )
+    parser.add_argument("--n", type=int, default=16, help="images per request (png)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
-    parser.add_argument("--service-env", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--service-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra GAN_* settings for gan-serve",
+    )
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.service_env)
     with tempfile.TemporaryDirectory(prefix="server-view-") as scratch:
@@ -94,7 +105,3 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

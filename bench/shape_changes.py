@@ -5,7 +5,7 @@ median of runs that alternate between sizes on the same session. On CUDA, per cu
 algorithm search mode (onnxruntime's `cudnn_conv_algo_search`). This is the measurement
 behind the service's one session per padded batch size on CUDA (service/models/generator.py).
 
-    python -m bench.shape_changes [--model FILE] [--provider cpu|cuda] [--repeats 15]
+    python -m bench shape-changes [--model FILE] [--provider cpu|cuda] [--repeats 15]
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ def measure(session: ort.InferenceSession, repeats: int) -> dict[str, Any]:
     return {"per_size": per_size, "alternating_median_ms": _ms(statistics.median(alternating))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models/fashion-cdcgan.onnx")
-    parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--repeats", type=int, default=15)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models/fashion-cdcgan.onnx", help="generator file")
+    parser.add_argument("--provider", choices=["cpu", "cuda"], default="cpu", help="where it runs")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per measurement")
     args = parser.parse_args(argv)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -78,7 +80,3 @@ def main(argv: list[str] | None = None) -> int:
             results[f"cuda {search}"] = measure(session, args.repeats)
     print(json.dumps(results, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

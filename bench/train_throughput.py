@@ -6,7 +6,7 @@ dcgan config's D and G steps and nothing else. Both run on the same data, altern
 for several rounds so machine noise hits both alike; the ratio of their median images/s
 is the overhead figure (target ≥ 0.85).
 
-    python bench/train_throughput.py --steps 150 --rounds 3
+    python -m bench train-throughput --steps 150 --rounds 3
 """
 
 from __future__ import annotations
@@ -90,13 +90,15 @@ def full_loop(config: TrainConfig, steps: int, log_every: int) -> float:
     return statistics.median(windows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=150, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = TrainConfig(
         dataset=args.dataset, arch="dcgan", conditional=True, threads=args.threads
@@ -115,7 +117,4 @@ def main() -> None:
     print(f"median bare loop: {statistics.median(bare):.0f} img/s")
     print(f"median full loop: {statistics.median(full):.0f} img/s")
     print(f"full / bare: {ratio:.3f} (target >= 0.85)")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,9 +1,11 @@
-"""Closed-loop load from `wrk`: each connection sends its next request as soon as the last
-answer arrives. A generated Lua script sets the request (method, body, headers), counts
-answers by status in each wrk thread and, in wrk's `done()` hook, prints one JSON line with
-the totals and latency percentiles, which `parse` reads back.
+"""Closed-loop load from `wrk` on one URL, as every closed-loop run of the benchmarks makes it.
 
-    python -m bench.wrk http://127.0.0.1:8000/samples?n=16 --connections 8 --duration 5
+    python -m bench wrk "http://127.0.0.1:8000/samples?n=16" --connections 8 --duration 5
+
+Each connection sends its next request as soon as the last answer arrives. A generated Lua
+script sets the request (method, body, headers), counts answers by status in each wrk thread
+and, in wrk's `done()` hook, prints one JSON line with the totals and latency percentiles,
+which `parse` reads back.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,10 +168,12 @@ def run(
     return parse(done.stdout)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="closed-loop POSTs with wrk; prints JSON")
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="closed-loop POSTs with wrk to one URL; prints the JSON result"
+    )
     parser.add_argument("url", help="full URL, e.g. http://127.0.0.1:8000/samples?n=16")
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=8, help="connections, each closed-loop")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds")
     parser.add_argument("--body", default="", help="request body")
     args = parser.parse_args(argv)
@@ -184,7 +187,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(json.dumps(result.as_dict(), indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,10 +7,10 @@ not-ready -> drain -> close. `service.__main__` runs it under uvicorn and turns 
 a drain first.
 
 A request's way, outermost first: the request metrics and drain header
-(`service.http.lifecycle`), HTTP checks, HEAD as GET and the body limit (`service.http.edge`),
-CORS and access control (`service.http.access`), then the generating endpoints before
-routing (`service.api.entry`: `/samples`, `/interpolate`) or FastAPI's routes (`/models`,
-probes, metrics, docs, gallery).
+(`service.http.lifecycle`), HTTP checks and HEAD as GET (`service.http.edge`), CORS and
+access control (`service.http.access`), the body limit (`service.http.edge`), then the
+generating endpoints before routing (`service.api.entry`: `/samples`, `/interpolate`) or
+FastAPI's routes (`/models`, probes, metrics, docs, gallery).
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ def create_app(
     document(app, [endpoint.route for endpoint in endpoints])
     # Middleware, innermost first (each add_middleware wraps what is there).
     app.add_middleware(Endpoints, endpoints=endpoints)
-    install_access_control(app, settings, access)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    # Keys before any body is read: a refused client is not invited to send one
+    # (`Expect: 100-continue` gets its 401 or 429, never `100 Continue` first).
+    install_access_control(app, settings, access)
     app.add_middleware(HeadAsGet)
     app.add_middleware(ProtocolChecks)
     app.add_middleware(

@@ -35,6 +35,7 @@ class ModelMetrics:
 
     queue_depth: Gauge
     admitted_images: Gauge
+    admission_waiting: Gauge
     runs_in_progress: Gauge
     queue_wait: Histogram
     inference_duration: Histogram
@@ -93,6 +94,12 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.admission_waiting = Gauge(
+            "gan_admission_waiting_requests",
+            "Requests waiting for room to be admitted (GAN_ADMISSION_WAIT_MS), in arrival order.",
+            ["model"],
+            registry=r,
+        )
         self.runs_in_progress = Gauge(
             "gan_runs_in_progress",
             "Run slots busy (building inputs, in onnxruntime or encoding).",
@@ -144,6 +151,7 @@ class Metrics:
         return ModelMetrics(
             queue_depth=self.queue_depth.labels(model=model),
             admitted_images=self.admitted_images.labels(model=model),
+            admission_waiting=self.admission_waiting.labels(model=model),
             runs_in_progress=self.runs_in_progress.labels(model=model),
             queue_wait=self.queue_wait.labels(model=model),
             inference_duration=self.inference_duration.labels(model=model),

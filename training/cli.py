@@ -10,23 +10,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 from core.console import OneLineParser, fail
 from core.datasets import TRAIN_DATASETS, DataError
+from core.folder import IMAGE_SIZES
 from training.config import (
+    ARCHS,
     AUGMENTATIONS,
     DEVICES,
     G_CONDITIONINGS,
-    IMAGE_SIZES,
     LOSSES,
     PRECISIONS,
     UPSAMPLINGS,
     TrainConfig,
 )
-from training.models import ARCHS
+
+# The modules of the `train` extra (pyproject.toml), with the names people know them by.
+# `pip install -e .` alone is the service: none of them. Nothing above imports them, so the
+# console scripts get as far as `require_train_extra` on that install.
+TRAIN_EXTRA_MODULES = {
+    "torch": "PyTorch",
+    "onnxscript": "onnxscript",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+}
+INSTALL_TRAIN_EXTRA = "pip install -e '.[train]' (CPU machines: see README, \"Training\")"
+
+
+def require_train_extra(prog: str, work: str) -> None:
+    """Exit with one line naming the extra to install when a module of it is missing, instead
+    of the ModuleNotFoundError traceback of the first import that needs it."""
+    for module, name in TRAIN_EXTRA_MODULES.items():
+        if importlib.util.find_spec(module) is None:
+            fail(prog, f"{work} needs {name}: {INSTALL_TRAIN_EXTRA}")
 
 
 def _positive(kind: type[int] | type[float], minimum: float = 1) -> object:
@@ -201,10 +221,12 @@ def train_parser() -> OneLineParser:
 
 
 def train_main(argv: list[str] | None = None) -> int:
+    parser = train_parser()
+    require_train_extra(parser.prog, "training")
+    from training.monitoring import done_line
     from training.restarts import saved_config
     from training.train import TrainingError, train
 
-    parser = train_parser()
     given = vars(parser.parse_args(argv))  # only the flags on the command line (SUPPRESS)
     resume, overwrite, dry_run = (
         bool(given.pop(k, False)) for k in ("resume", "overwrite", "dry_run")
@@ -233,14 +255,14 @@ def train_main(argv: list[str] | None = None) -> int:
         )
     else:
         print(
-            f"done: {result.step} steps ({result.epoch} full epochs + "
-            f"{result.batch_in_epoch} steps) in {result.run_dir}",
+            done_line(result.step, result.epoch, result.batch_in_epoch, result.run_dir),
             file=sys.stderr,
         )
     return 0
 
 
 def export_main(argv: list[str] | None = None) -> int:
+    require_train_extra("gan-export", "export")
     from training.export import main
 
     return main(argv)

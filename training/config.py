@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+ARCHS = ("mlp", "dcgan")  # the model families of training/models.py
 LOSSES = ("non-saturating", "minimax", "hinge")
 DEVICES = ("auto", "cpu", "cuda")
 G_CONDITIONINGS = ("concat", "cbn")

@@ -176,6 +176,16 @@ def build_metadata(
     parity: float,
 ) -> dict[str, str]:
     config = TrainConfig.from_dict(state["config"])
+    # An unconditional G takes no label: the data set's classes (the spec still counts them)
+    # say nothing about it, and the contract's reader ignores them.
+    classes = (
+        {
+            Keys.NUM_CLASSES: str(spec.num_classes),
+            Keys.CLASS_NAMES: json.dumps(state["class_names"]),
+        }
+        if spec.conditional
+        else {}
+    )
     return {
         Keys.FORMAT_VERSION: contract.FORMAT_VERSION,
         Keys.NAME: name,
@@ -184,8 +194,7 @@ def build_metadata(
         Keys.IMAGE_SHAPE: json.dumps(list(spec.image_shape)),
         Keys.OUTPUT_RANGE: json.dumps([-1.0, 1.0]),
         Keys.CONDITIONAL: "true" if spec.conditional else "false",
-        Keys.NUM_CLASSES: str(spec.num_classes),
-        Keys.CLASS_NAMES: json.dumps(state["class_names"]),
+        **classes,
         Keys.DATASET: config.dataset,
         Keys.DATASET_FINGERPRINT: state["dataset_fingerprint"],
         Keys.EPOCHS: str(state["epoch"]),
@@ -239,11 +248,13 @@ def export(
 
 
 def signature_text(path: Path) -> str:
-    """The graph signature and metadata of any ONNX file, as readable text."""
+    """The graph signature, what the contract's reader makes of it, and the metadata of any
+    ONNX file, as readable text."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise ExportError(f"{path}: not a readable ONNX file ({error})") from None
+    verdict, ignored = _contract_view(path)
 
     def describe(values: Any) -> list[str]:
         lines = []
@@ -254,17 +265,36 @@ def signature_text(path: Path) -> str:
             lines.append(f"  {value.name}: {kind} [{', '.join(dims)}]")
         return lines
 
+    # the default domain's opset; none in a file that only parses as an (empty) ModelProto
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), "none")
     lines = [
-        f"{path} (opset {model.opset_import[0].version}, {path.stat().st_size} bytes)",
+        f"{path} (opset {opset}, {path.stat().st_size} bytes)",
         "inputs:",
         *describe(model.graph.input),
         "outputs:",
         *describe(model.graph.output),
+        f"contract: {verdict}",
         "metadata:",
     ]
-    width = max((len(p.key) for p in model.metadata_props), default=0)
-    lines += [f"  {p.key.ljust(width)}  {p.value}" for p in model.metadata_props]
+    shown = [p for p in model.metadata_props if p.key not in ignored]
+    width = max((len(p.key) for p in shown), default=0)
+    lines += [f"  {p.key.ljust(width)}  {p.value}" for p in shown]
     return "\n".join(lines)
+
+
+def _contract_view(path: Path) -> tuple[str, set[str]]:
+    """The contract reader's verdict on `path` in words, and the metadata keys it ignores
+    (the classes of an unconditional model, which files exported before they were left out
+    still carry)."""
+    try:
+        spec = contract.inspect(path)
+    except contract.ModelError as error:
+        return f"refused: {error}", set()
+    if spec.conditional:
+        return f"a conditional generator of {spec.num_classes} classes", set()
+    ignored = {Keys.NUM_CLASSES, Keys.CLASS_NAMES} & set(spec.metadata)
+    note = f"; its {' and '.join(sorted(ignored))} metadata are ignored" if ignored else ""
+    return f"an unconditional generator (no label input, no classes{note})", ignored
 
 
 def parser() -> OneLineParser:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-ARCHS = ("mlp", "dcgan")
+from training.config import ARCHS
 
 
 @dataclass(frozen=True)

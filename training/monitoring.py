@@ -92,6 +92,19 @@ def progress_postfix(record: dict[str, Any]) -> str:
     )
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun, plural unless n is 1: "1 step", "0 steps", "2 full epochs"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def done_line(steps: int, full_epochs: int, steps_in_epoch: int, run_dir: Path) -> str:
+    """The last line of a run that was not interrupted."""
+    return (
+        f"done: {counted(steps, 'step')} ({counted(full_epochs, 'full epoch')} + "
+        f"{counted(steps_in_epoch, 'step')}) in {run_dir}"
+    )
+
+
 def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
     """``(N, C, H, W)`` floats in [-1, 1] → one uint8 ``(rows·H, columns·W[, C])`` grid: the
     contract's pixels and layout (`core.contract`), as the service's PNG grids."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,11 @@ class _Run:
     def planned_steps(self) -> int:
         planned = self.config.epochs * self.steps_per_epoch
         return min(planned, self.config.max_steps) if self.config.max_steps else planned
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs the run enters: fewer than --epochs when --max-steps ends it first."""
+        return math.ceil(self.planned_steps / self.steps_per_epoch)
 
 
 def model_spec(config: TrainConfig, data: ImageDataset) -> ModelSpec:
@@ -323,7 +329,7 @@ def _run_epochs(run: _Run, state: TrainingState, stop: StopFlag) -> bool:
     )
     try:
         while state.epoch < config.epochs and not _reached(state.step, config):
-            progress.set_description(f"epoch {state.epoch + 1}/{config.epochs}")
+            progress.set_description(f"epoch {state.epoch + 1}/{run.planned_epochs}")
             run.sampler.set_epoch(state.epoch)
             order = torch.tensor(list(run.sampler), device=run.device)
             while state.batch_in_epoch < run.steps_per_epoch:

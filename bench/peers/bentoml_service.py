@@ -20,9 +20,9 @@ _QUIET = {"access": {"enabled": False}}
 def _keep_pool_open(proxy: object) -> None:
     """Work around BentoML 1.4.40's service-to-service client, which replaces its aiohttp
     session every 100 requests (SessionManager.max_requests) and closes the old one with
-    requests still in flight on it: 15-35 % of answers were 500s at 8+ clients. A user
-    would hit that too; the benchmark measures BentoML's speed, not that bug. Internals:
-    if they move, this does nothing."""
+    requests still in flight on it, so answers at 8 or more clients fail with 500s
+    (docs/benchmarks.md, "The peers"). A user would hit that too; the benchmark measures
+    BentoML's speed, not that bug. Internals: if they move, this does nothing."""
     manager = getattr(getattr(proxy, "_async", None), "_session_manager", None)
     if manager is not None and getattr(manager, "max_requests", 0) < 2**40:
         manager.max_requests, manager.max_age = 2**62, float("inf")

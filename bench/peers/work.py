@@ -95,7 +95,7 @@ def grid(images: np.ndarray, padding: int = PADDING) -> np.ndarray:
 def png(image: np.ndarray) -> bytes:
     """(C, H, W) uint8 -> PNG bytes at compression level 1 (grey, RGB or RGBA by C), with
     gan-serve's own writer: every system pays the same for its PNG, so the comparison is of
-    the serving, not of the encoder (Pillow's writer would cost a peer ~0.5 ms more)."""
+    the serving, not of the encoder (Pillow's writer costs more; docs/benchmarks.md)."""
     return encode_png(image)
 
 

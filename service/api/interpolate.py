@@ -21,6 +21,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -43,11 +44,42 @@ from service.pipeline.scheduler import Job, Labels, Latents, Pixels
 from service.state import ServiceState
 
 INTERPOLATE_PATH = "/interpolate"
+_NULLABLE = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+# The `json` body, for the OpenAPI schema.
+JSON_SCHEMA = {
+    "type": "object",
+    "required": ["model", "from_seed", "to_seed", "label", "label_name", "images"],
+    "properties": {
+        "model": {"type": "string"},
+        "from_seed": {"type": "integer"},
+        "to_seed": {"type": "integer"},
+        "label": {**_NULLABLE, "description": "The one class index of every frame."},
+        "label_name": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "The class's name.",
+        },
+        "images": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "t", "png"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "t": {"type": "number", "description": "0 at from_seed, 1 at to_seed."},
+                    "png": {"type": "string", "contentEncoding": "base64"},
+                },
+            },
+        },
+    },
+}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The frames; header X-Model. png: one strip, left to right. JSON: the "
         "ends' seeds, the label and its label_name, each frame's index, t and PNG (base64).",
-        "content": {media: {} for media in formats.MEDIA_TYPES.values()},
+        "content": {
+            media: {"schema": JSON_SCHEMA} if fmt == "json" else {}
+            for fmt, media in formats.MEDIA_TYPES.items()
+        },
     },
     404: {"description": "Unknown model."},
     405: {"description": "Not a POST: the message shows the request to send (Allow: POST)."},
@@ -155,7 +187,8 @@ def interpolate_endpoint(
         z = slerp(ends[0], ends[1], params.steps)
         ends_of = Ends(from_seed, to_seed, label, label_name(spec, label))
         job = interpolation_job(spec.name, z, ends_of, chosen)
-        answer = await served.pipeline.answer(job, disconnected(request.receive), arrived)
+        gone = partial(disconnected, request.receive)
+        answer = await served.pipeline.answer(job, gone, arrived)
         return AnswerResponse(answer, formats.MEDIA_TYPES[chosen], {"X-Model": spec.name})
 
     def interpolate(

@@ -153,7 +153,7 @@ def sample_models(settings: Settings) -> ParamModels[SampleQuery]:
         n=(Annotated[int, Field(ge=1, le=limit), _DIGITS], Field(n_default, description="Images.")),
     )
     body = create_model(
-        "SampleRequestLimited",
+        "SampleRequest",
         __base__=SampleBody,
         __doc__=SampleBody.__doc__,
         n=(
@@ -179,7 +179,7 @@ def interpolate_models(settings: Settings) -> ParamModels[InterpolateQuery]:
         ),
     )
     body = create_model(
-        "InterpolateRequestLimited",
+        "InterpolateRequest",
         __base__=InterpolateBody,
         __doc__=InterpolateBody.__doc__,
         steps=(StrictInt | None, Field(None, ge=2, le=limit, description=frames)),

@@ -14,6 +14,7 @@ never before the request is admitted.
 # annotations at run time, and they refer to `models` in `samples_endpoint`'s scope.
 
 import time
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Body, Query
@@ -39,7 +40,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The images; headers X-Seed and X-Model. JSON: each image's index, "
         "seed, label, label_name (the class name, conditional models) and PNG (base64).",
-        "content": {media: {} for media in formats.MEDIA_TYPES.values()},
+        "content": {
+            media: {"schema": formats.JSON_SCHEMA} if fmt == "json" else {}
+            for fmt, media in formats.MEDIA_TYPES.items()
+        },
     },
     404: {"description": "Unknown model."},
     405: {"description": "Not a POST: the message shows the request to send (Allow: POST)."},
@@ -96,7 +100,8 @@ def samples_endpoint(
         access.charge(request.scope, params.n)
         seed = seeding.random_seed() if params.seed is None else params.seed
         job = sample_job(spec, chosen, seed, params.n, label)
-        answer = await served.pipeline.answer(job, disconnected(request.receive), arrived)
+        gone = partial(disconnected, request.receive)
+        answer = await served.pipeline.answer(job, gone, arrived)
         headers = {"X-Seed": str(seed), "X-Model": spec.name}
         return AnswerResponse(answer, formats.MEDIA_TYPES[chosen], headers)
 

@@ -7,8 +7,10 @@ clipped to 0..255 (`core.contract.to_uint8`, the one conversion). Layouts:
   axis order); `np.load(io.BytesIO(body))`, and `.transpose(0, 2, 3, 1)` for (N, H, W, C).
 - `png` grid: `cols = ceil(sqrt(N))`, `rows = ceil(N / cols)`; image i sits at row i // cols,
   column i % cols; 2 px of black between and around the images (`core.contract.grid`).
-- `json`: `{"model", "seed", "images": [{"index", "seed", "label", "png"}]}`, `png` being the
-  base64 of one PNG per image; `label` is null for unconditional models.
+- `json`: `{"model", "seed", "images": [{"index", "seed", "label", "label_name", "png"}]}`,
+  `png` being the base64 of one PNG per image; `label` is null for unconditional models,
+  `label_name` its class name (null where the model names no classes). `JSON_SCHEMA` says so
+  in the OpenAPI schema.
 PNG mode follows C: 1 → L (grey), 3 → RGB, 4 → RGBA.
 """
 
@@ -32,6 +34,31 @@ MEDIA_TYPES: dict[Format, str] = {
     "json": "application/json",
     "png": "image/png",
     "npy": "application/x-npy",
+}
+_NULLABLE_INT = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+_NULLABLE_TEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+# The `json` body of /samples, for the OpenAPI schema.
+JSON_SCHEMA = {
+    "type": "object",
+    "required": ["model", "seed", "images"],
+    "properties": {
+        "model": {"type": "string"},
+        "seed": {"type": "integer", "description": "The request seed."},
+        "images": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "seed", "label", "label_name", "png"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "seed": {"type": "integer", "description": "This image's seed."},
+                    "label": {**_NULLABLE_INT, "description": "Class index (conditional)."},
+                    "label_name": {**_NULLABLE_TEXT, "description": "The class's name."},
+                    "png": {"type": "string", "contentEncoding": "base64"},
+                },
+            },
+        },
+    },
 }
 # Accept header media types -> format; the first acceptable one in the client's order wins.
 _ACCEPT: dict[str, Format] = {

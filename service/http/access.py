@@ -28,6 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import RateLimited
+from service.http.edge import has_body
 from service.http.errors import send_error
 from service.metrics import Metrics
 from service.settings import Settings
@@ -161,9 +162,12 @@ class AccessControl:
             await send_error(send, 401, "unauthorized", message, None, _CHALLENGE)
             return
         limiter = access.limiter
-        if limiter is not None and scope["method"] == "POST":
+        if limiter is not None and scope["method"] == "POST" and has_body(scope):
+            # Its endpoint charges it once its body is parsed; but every request costs at
+            # least one image, so with none left it is refused before its body is invited
+            # (`Expect: 100-continue`) or read.
             wait = limiter.take(key, 0, time.monotonic(), at_least=1)
-            if wait > 0:  # every request costs at least one image: refuse before its body
+            if wait > 0:
                 refusal = access.refusal(1, wait)
                 retry = str(max(1, math.ceil(wait))).encode()
                 headers = [(b"retry-after", retry)]

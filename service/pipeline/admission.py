@@ -10,7 +10,9 @@ Refusals: a request that can never fit is `TooLarge` (413, naming n and the limi
 does not fit now is `QueueFull` (503) — at once, or after waiting up to
 `GAN_ADMISSION_WAIT_MS` for room given back meanwhile (by clients that just left, say) — with
 a Retry-After from the measured drain rate: the time to work off what is admitted ahead of it
-plus itself.
+plus itself. Requests waiting for room are admitted in arrival order, per model: a newcomer
+waits behind them even where it would fit, so a large request is never starved by a stream
+of small ones.
 """
 
 from __future__ import annotations
@@ -141,7 +143,10 @@ class Admission:
         self.rate = rate
         self.metrics = metrics
         self.images = 0  # images held by admitted requests of this model
-        self._admitted = metrics.for_model(model).admitted_images
+        series = metrics.for_model(model)
+        self._admitted = series.admitted_images
+        self._waiting = series.admission_waiting
+        self._line: deque[object] = deque()  # waiting requests, oldest first
 
     @property
     def largest_request(self) -> int:
@@ -158,27 +163,39 @@ class Admission:
                 f"GAN_MEMORY_BUDGET_MB={self.budget.total / MB:.0f})",
                 field="n",
             )
-        give_up = time.monotonic() + wait_s
-        settle = _SETTLE_TURNS
-        while not self._fits(n, need):
-            left = give_up - time.monotonic()
-            if left <= 0 and settle:
-                settle -= 1
-                await asyncio.sleep(0)
-                continue
-            if left <= 0:
-                self.metrics.rejected.labels(reason="overload").inc()
-                retry = self.retry_after_s(n)
-                raise QueueFull(
-                    f"model {self.model}: {self.images} images admitted ahead "
-                    f"(at most {self.max_images}); retry in about {retry:.1f} s",
-                    retry_after_s=retry,
-                )
-            await self.budget.released(left)
+        if self._line or not self._fits(n, need):
+            await self._wait_in_line(n, need, time.monotonic() + wait_s)
         self.images += n
         self.budget.held += need
         self._admitted.set(self.images)
         return Permit(self, n, need)
+
+    async def _wait_in_line(self, n: int, need: int, give_up: float) -> None:
+        """Wait behind the requests that came first until this one fits; else QueueFull."""
+        place = object()
+        self._line.append(place)
+        self._waiting.set(len(self._line))
+        try:
+            settle = _SETTLE_TURNS
+            while self._line[0] is not place or not self._fits(n, need):
+                left = give_up - time.monotonic()
+                if left <= 0 and settle:
+                    settle -= 1
+                    await asyncio.sleep(0)
+                    continue
+                if left <= 0:
+                    self.metrics.rejected.labels(reason="overload").inc()
+                    retry = self.retry_after_s(n)
+                    raise QueueFull(
+                        f"model {self.model}: {self.images} images admitted ahead "
+                        f"(at most {self.max_images}); retry in about {retry:.1f} s",
+                        retry_after_s=retry,
+                    )
+                await self.budget.released(left)
+        finally:
+            self._line.remove(place)
+            self._waiting.set(len(self._line))
+            self.budget.wake()  # the next in line looks again
 
     def _fits(self, n: int, need: int) -> bool:
         return (

@@ -189,15 +189,18 @@ class Pipeline:
     # -- the request side --------------------------------------------------------------------
 
     async def answer(
-        self, job: Job, gone: Awaitable[Any] | None = None, arrived: float | None = None
+        self,
+        job: Job,
+        gone: Callable[[], Awaitable[Any]] | None = None,
+        arrived: float | None = None,
     ) -> Answer:
-        """Admit `job` (or raise QueueFull / TooLarge), then generate it. `gone` completes when
-        nobody waits any more (a disconnect); the deadline runs from `arrived`
+        """Admit `job` (or raise QueueFull / TooLarge), then generate it. Once admitted, `gone()`
+        completes when nobody waits any more (a disconnect); the deadline runs from `arrived`
         (time.monotonic(), default now), so the admission wait counts against it."""
         arrived = time.monotonic() if arrived is None else arrived
         permit = await self.admission.admit(job.n, self.admission_wait_s)
         try:
-            body = await self.generate(job, gone, arrived)
+            body = await self.generate(job, None if gone is None else gone(), arrived)
         except BaseException:
             permit.release()
             raise

@@ -21,7 +21,7 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": "ganserve", "$model": ".*
 THRESHOLD = re.compile(r"(==|!=|>=|<=|>|<)(\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*)$")
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
 
-# The service's metric names (issue 3), plus what Prometheus and prometheus_client add.
+# The service's metric names, plus what Prometheus and prometheus_client add.
 CONTRACT = {
     "gan_requests_total",
     "gan_request_duration_seconds",

@@ -38,7 +38,8 @@ class Server:
         self.settings = settings
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.address: tuple[str, int] = self._sock.getsockname()  # for raw sockets
+        self.url = f"http://127.0.0.1:{self.address[1]}"
         config = uvicorn.Config(
             self.app,
             lifespan="on",
@@ -105,16 +106,6 @@ def serve() -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A conditional ("fashion", the Fashion-MNIST class names) and an unconditional
-    ("digits") tiny generator."""
-    root = tmp_path_factory.mktemp("models")
-    models.mlp_generator(root / "fashion.onnx", conditional=True)
-    models.mlp_generator(root / "digits.onnx", seed=1)
-    return root
 
 
 def seconds_per_run(path: Path, runs: int = 1) -> float:

@@ -105,7 +105,7 @@ def test_sigterm_drains_queued_and_running_requests_then_exits_0(
         assert served.process.wait(timeout=60) == 0
 
 
-# -- Ctrl-C (newcomer, issue 12) ---------------------------------------------------------------
+# -- Ctrl-C (newcomer) ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("presses", [1, 2])

@@ -88,7 +88,7 @@ TRAINED_STATE = (
 )
 
 
-# -- checkpoints as gan-train wrote them before the recipe levers existed (issue 10) --
+# -- checkpoints as gan-train wrote them before the recipe levers existed --
 
 # Options of `config` the levers and folder datasets added, and the model spec's fields.
 LEVER_CONFIG_KEYS = (

@@ -8,8 +8,10 @@ from pathlib import Path
 import onnx
 import pytest
 
+from tests.support import onnx_models
 from tests.training.helpers import tiny_cli_args
 from training.cli import export_main, train_main
+from training.monitoring import done_line
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], run: object, fragment: str) -> None:
@@ -107,13 +109,56 @@ def test_train_then_export_then_inspect(capsys: pytest.CaptureFixture[str], tmp_
     assert lines[0].startswith(f"{out} (opset 18, {out.stat().st_size} bytes)")
     # the signature: z float [batch, 8] in, image float [batch, 1, 28, 28] out
     signature = lines[1 : lines.index("metadata:")]
-    assert signature[0] == "inputs:" and signature[2] == "outputs:" and len(signature) == 4
+    assert signature[0] == "inputs:" and signature[2] == "outputs:" and len(signature) == 5
     assert signature[1].startswith("  z: float [") and signature[1].endswith(", 8]")
     assert signature[3].startswith("  image: float [") and signature[3].endswith(", 1, 28, 28]")
+    assert signature[4] == "contract: an unconditional generator (no label input, no classes)"
     # every metadata entry, "key  value", exactly as stored in the file
     printed = dict(line.strip().split(maxsplit=1) for line in lines[lines.index("metadata:") + 1 :])
     stored = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert printed == stored and printed["name"] == "tiny"
+    assert "num_classes" not in stored and "class_names" not in stored
+
+
+def _inspected(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[str, dict[str, str]]:
+    """gan-export --inspect's contract line and its metadata listing."""
+    assert export_main([str(path), "--inspect"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (verdict,) = (line for line in lines if line.startswith("contract: "))
+    listed = lines[lines.index("metadata:") + 1 :]
+    return verdict, dict(line.strip().split(maxsplit=1) for line in listed)
+
+
+def test_inspect_shows_a_conditional_model_and_its_classes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = onnx_models.mlp_generator(tmp_path / "c.onnx", conditional=True)
+    verdict, listed = _inspected(capsys, path)
+    assert verdict == "contract: a conditional generator of 10 classes"
+    assert listed["num_classes"] == "10"
+    assert json.loads(listed["class_names"]) == onnx_models.CLASS_NAMES
+
+
+def test_inspect_shows_an_unconditional_model_without_classes_also_where_the_file_has_some(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Exports used to write the data set's classes into unconditional models too (the shipped
+    # fashion-mlp-gan.onnx has them); the contract ignores them, and so does the listing.
+    path = onnx_models.mlp_generator(tmp_path / "u.onnx", conditional=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(
+        model,
+        {p.key: p.value for p in model.metadata_props}
+        | {"num_classes": "10", "class_names": json.dumps([str(i) for i in range(10)])},
+    )
+    onnx.save(model, str(path))
+    verdict, listed = _inspected(capsys, path)
+    assert verdict == (
+        "contract: an unconditional generator (no label input, no classes; "
+        "its class_names and num_classes metadata are ignored)"
+    )
+    assert listed["conditional"] == "false"
+    assert "num_classes" not in listed and "class_names" not in listed
 
 
 @pytest.mark.parametrize(
@@ -140,8 +185,24 @@ def test_done_counts_full_epochs_and_steps_and_the_bar_ends_at_max_steps(
     # 2048 fake images at batch 64: 32 steps per epoch
     assert train_main(tiny_cli_args(tmp_path / "run", "--epochs", "5", "--max-steps", "40")) == 0
     err = capsys.readouterr().err
-    assert "done: 40 steps (1 full epochs + 8 steps)" in err
+    assert "done: 40 steps (1 full epoch + 8 steps)" in err
     assert "40/40 [" in err and "/160 [" not in err and "/32 [" not in err
+    # the epochs that --max-steps lets the run make, not --epochs
+    assert "epoch 1/2:" in err and "epoch 2/2:" in err and "/5:" not in err
+
+
+@pytest.mark.parametrize(
+    ("steps", "full_epochs", "steps_in_epoch", "text"),
+    [
+        (1, 0, 1, "done: 1 step (0 full epochs + 1 step) in runs/x"),
+        (33, 1, 1, "done: 33 steps (1 full epoch + 1 step) in runs/x"),
+        (64, 2, 0, "done: 64 steps (2 full epochs + 0 steps) in runs/x"),
+    ],
+)
+def test_the_done_line_says_one_in_the_singular(
+    steps: int, full_epochs: int, steps_in_epoch: int, text: str
+) -> None:
+    assert done_line(steps, full_epochs, steps_in_epoch, Path("runs/x")) == text
 
 
 def test_gan_export_prints_no_torchvision_notices(tmp_path: Path) -> None:

@@ -93,7 +93,10 @@ def test_metadata_round_trips(exported: tuple[Path, dict[str, str]]) -> None:
     assert stored["format_version"] == "1"
     assert json.loads(stored["image_shape"]) == [1, 28, 28]
     assert json.loads(stored["output_range"]) == [-1.0, 1.0]
-    assert len(json.loads(stored["class_names"])) == int(stored["num_classes"]) == 10
+    if stored["conditional"] == "true":
+        assert len(json.loads(stored["class_names"])) == int(stored["num_classes"]) == 10
+    else:  # an unconditional G takes no label: no classes to describe
+        assert "class_names" not in stored and "num_classes" not in stored
     assert stored["dataset"] == "fake" and stored["steps"] == "3"
     assert float(stored["parity_max_abs_diff"]) <= 1e-4
     assert len(stored["checkpoint_sha256"]) == 64 and stored["weights"] == "ema"
@@ -131,7 +134,8 @@ def test_checkpoints_without_a_recorded_spec_still_export(
     torch.save(state, legacy)
     metadata = export(legacy, tmp_path / "legacy.onnx")
     assert json.loads(metadata["image_shape"]) == [1, 28, 28]
-    assert len(json.loads(metadata["class_names"])) == 10
+    if metadata["conditional"] == "true":
+        assert len(json.loads(metadata["class_names"])) == 10
 
 
 def test_gan_export_output_reads_the_same_in_the_service_and_in_evaluation(

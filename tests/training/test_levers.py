@@ -1,4 +1,4 @@
-"""The recipe levers of issue 10: each trains, exports with parity, and does what it says."""
+"""The recipe levers: each trains, exports with parity, and does what it says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Restarting runs (issue 9): damaged checkpoints, resuming with the same options, runs
+"""Restarting runs: damaged checkpoints, resuming with the same options, runs
 killed before their first checkpoint, stale temporaries, and SIGKILL at random moments."""
 
 from __future__ import annotations

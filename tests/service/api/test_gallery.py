@@ -32,7 +32,7 @@ from selenium.webdriver.support.ui import Select
 from service.pipeline import seeding
 from tests.support.gan_serve import gan_serve, poll
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -4,16 +4,20 @@ file), 401 in the JSON shape with WWW-Authenticate, open probes and docs, per-ke
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.http.access import IMAGE_COUNT, OPEN, PROTECTED, is_under
+from service.http.access import OPEN, PROTECTED, is_under
 from service.settings import Settings
 from tests.service.conftest import Server, settings_for
 
@@ -113,18 +117,92 @@ def route_paths(routes: Iterable[object]) -> Iterator[str]:
 
 
 def test_every_route_is_either_protected_or_documented_open(model_dir: Path) -> None:
-    paths = set(route_paths(create_app(settings_for(model_dir)).routes))
+    app = create_app(settings_for(model_dir))
+    paths = set(route_paths(app.routes)) | set(app.openapi()["paths"])
     assert {"/samples", "/models", "/healthz", "/", "/metrics"} <= paths
     for path in paths:
         assert is_under(path, PROTECTED) != is_under(path, OPEN), path
 
 
-def test_the_image_count_defaults_are_the_routes_own(model_dir: Path) -> None:
-    schema = create_app(settings_for(model_dir)).openapi()
-    for path, (name, default) in IMAGE_COUNT.items():
-        params = schema["paths"][path]["post"]["parameters"]
-        declared = next(p for p in params if p["name"] == name)["schema"]["default"]
-        assert declared == default, path
+# Every spelling of a request that could charge one number and generate another: a parameter
+# twice (both orders), numeric forms, query and body together, /interpolate's body.
+BYPASSES = [
+    ("/samples?n=1&n=64&format=npy", None),
+    ("/samples?n=64&n=1&format=npy", None),
+    ("/samples?n=64.0&format=npy", None),
+    ("/samples?n=6.4e1&format=npy", None),
+    ("/samples?n=%2064&format=npy", None),
+    ("/samples?n=0x40&format=npy", None),
+    ("/samples?n=1&format=npy", {"n": 64}),
+    ("/samples?format=npy", {"n": 64.0}),
+    ("/samples?format=npy", {"n": "64"}),
+    ("/interpolate?from_seed=1&to_seed=2&steps=2&steps=64&format=npy", None),
+    ("/interpolate?from_seed=1&to_seed=2&steps=64.0&format=npy", None),
+    ("/interpolate?steps=2&format=npy", {"from_seed": 1, "to_seed": 2, "steps": 64}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BYPASSES)
+def test_a_request_is_charged_what_it_generates_or_refused_whatever_its_spelling(
+    serve: Callable[..., Server], model_dir: Path, path: str, body: dict[str, object] | None
+) -> None:
+    # 1 image/s, a burst of 64: after 63 images, one more request of any spelling may make
+    # at most the one image left.
+    server = serve(settings_for(model_dir, api_keys=KEY, rate_limit_images_per_s=1))
+    headers = {"X-API-Key": KEY}
+    spend = server.client.post("/samples?n=63&format=npy", headers=headers)
+    assert spend.status_code == 200
+    extra = {} if body is None else {"content": json.dumps(body)}
+    kind = {} if body is None else {"Content-Type": "application/json"}
+    response = server.client.post(path, headers=headers | kind, **extra)
+    if response.status_code == 200:
+        images = np.load(io.BytesIO(response.content), allow_pickle=False)
+        assert images.shape[0] <= 1, (path, body)
+    else:
+        assert response.status_code in (422, 429), response.text
+        assert response.json()["error"]["field"] in ("n", "steps", None), response.text
+
+
+def test_a_key_gets_no_more_than_its_rate_and_burst_over_a_window(
+    serve: Callable[..., Server], model_dir: Path
+) -> None:
+    # 10 images/s, a burst of 16: every spelling at once for 2 s.
+    settings = settings_for(
+        model_dir, api_keys=KEY, rate_limit_images_per_s=10, rate_limit_burst=16, max_samples=16
+    )
+    server = serve(settings)
+    headers = {"X-API-Key": KEY, "Content-Type": "application/json"}
+    started, made = time.monotonic(), 0
+    honest = [
+        ("/samples?n=4&format=npy", None),
+        ("/samples?format=npy", {"n": 4}),
+        ("/interpolate?format=npy", {"from_seed": 1, "to_seed": 2, "steps": 4}),
+    ]
+    while time.monotonic() - started < 2.0:
+        for path, body in [*BYPASSES, *honest]:
+            extra = {} if body is None else {"content": json.dumps(body)}
+            response = server.client.post(path, headers=headers, **extra)
+            if response.status_code == 200:
+                made += np.load(io.BytesIO(response.content), allow_pickle=False).shape[0]
+    elapsed = time.monotonic() - started
+    assert 16 <= made <= 10 * elapsed + 16, (made, elapsed)
+
+
+def test_a_key_with_an_empty_bucket_is_refused_before_its_body_is_read(
+    serve: Callable[..., Server], model_dir: Path
+) -> None:
+    server = serve(settings_for(model_dir, api_keys=KEY, rate_limit_images_per_s=1))
+    headers = {"X-API-Key": KEY}
+    assert server.client.post("/samples?n=64&format=npy", headers=headers).status_code == 200
+    with socket.create_connection(server.address) as sock:
+        sock.sendall(
+            b"POST /samples HTTP/1.1\r\nHost: x\r\nX-API-Key: "
+            + KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 429"), head[:100]  # no "100 Continue" first
 
 
 def test_the_openapi_schema_declares_the_key_schemes(keyed: Server) -> None:

@@ -200,10 +200,10 @@ def test_accept_errors_out_of_file_descriptors_reach_the_log_once_per_interval(
     log = tmp_path / "flood.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.service.accept_flood", str(port), "3"],
+            [sys.executable, "-m", "tests.service.http.accept_flood", str(port), "3"],
             stdout=subprocess.PIPE,
             stderr=sink,
-            cwd=Path(__file__).resolve().parents[2],  # the repository: `tests` importable
+            cwd=Path(__file__).resolve().parents[3],  # the repository: `tests` importable
         )
         with stopping(process, timeout_s=30):
             assert process.stdout is not None

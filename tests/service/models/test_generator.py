@@ -21,7 +21,7 @@ from service.models import generator
 from service.models.generator import ModelError
 from tests.support import onnx_models as models
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # a tiny RGB DCGAN-shaped graph: z (16) → Gemm → 32×4×4 → ConvT 16×8×8 → ConvT 3×16×16
 tiny_dcgan = functools.partial(models.dcgan_generator, latent=16, channels=3, base=4, width=16)
 
@@ -46,7 +46,7 @@ def test_cuda_asked_for_but_unusable_falls_back_to_cpu(model_dir: Path) -> None:
     # No visible GPU makes CUDA unusable on every machine, with or without one (or with a
     # CPU-only onnxruntime); a fresh process, so CUDA is not initialised yet.
     code = (
-        "import sys; from pathlib import Path; from service import generator; "
+        "import sys; from pathlib import Path; from service.models import generator; "
         "g = generator.load(Path(sys.argv[1]), ['cuda', 'cpu'], intra_op_threads=1); "
         "print(g.provider, g.fallback, g.io_binding)"
     )

@@ -63,3 +63,44 @@ def test_a_refusal_holds_nothing_and_room_due_before_it_admits_instead() -> None
         assert admission.images == 3
 
     asyncio.run(scenario())
+
+
+def test_waiting_requests_are_admitted_in_arrival_order_so_a_large_one_is_not_starved() -> None:
+    async def scenario() -> list[str]:
+        admission = _admission()
+        first, second = await admission.admit(4), await admission.admit(4)
+        order: list[str] = []
+
+        async def wait_for(name: str, n: int) -> None:
+            permit = await admission.admit(n, wait_s=30.0)
+            order.append(name)
+            permit.release()
+
+        large = asyncio.create_task(wait_for("large", 8))
+        await asyncio.sleep(0)  # the large request is in line first
+        small = asyncio.create_task(wait_for("small", 1))
+        await asyncio.sleep(0)
+        first.release()  # room for the small one, not yet for the large one
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert order == []  # the small one waits behind the large one
+        second.release()
+        await asyncio.gather(large, small)
+        return order
+
+    assert asyncio.run(scenario()) == ["large", "small"]
+
+
+def test_a_request_that_gives_up_waiting_lets_the_next_in_line_through() -> None:
+    async def scenario() -> str:
+        admission = _admission()
+        holder = await admission.admit(4)
+        impatient = asyncio.create_task(admission.admit(8, wait_s=0.0))
+        patient = asyncio.create_task(admission.admit(4, wait_s=30.0))
+        with pytest.raises(QueueFull):
+            await impatient
+        permit = await asyncio.wait_for(patient, timeout=10)
+        holder.release()
+        return f"{permit.images} of {admission.images}"
+
+    assert asyncio.run(scenario()) == "4 of 4"
