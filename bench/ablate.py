@@ -1,17 +1,19 @@
-"""The recipe ablation of issue 10: the current default recipe, then each lever added to
-it one at a time, every run on the same seed and the same short budget, each exported and
-scored by gan-evaluate; the table goes to docs/quality-ablation.md.
+"""Training ablations: a base recipe, then each lever added to it alone, scored by gan-evaluate.
 
-    python -m training.ablate --out runs/ablation --epochs 2 --threads 2 --n 10000
-    python -m training.ablate --suite speed --out runs/ablation-speed --epochs 2
+    python -m bench ablate --out runs/ablation --epochs 2 --threads 2 --n 10000
+    python -m bench ablate --suite speed --out runs/ablation-speed --epochs 2
 
-Two suites: `recipe` (what a lever does to quality, on the narrow pre-ablation recipe) and
-`speed` (the shipped recipe and its training-speed levers: what each does to steps per
-second, and whether a step still learns as much).
+Every run on the same seed and the same short budget, through the console scripts of this
+environment: gan-train, then gan-export, then gan-evaluate (no training code is imported).
+Two suites: `recipe` (what a lever does to quality, on the narrow pre-ablation recipe; the
+table goes to docs/quality-ablation.md) and `speed` (the shipped recipe and its
+training-speed levers: what each does to steps per second, and whether a step still learns
+as much; docs/training-speed-ablation.md). Only the part of the page between its two
+markers is written (`BEGIN`, `END`): the prose around the table is the page's own.
 
-Runs one process at a time (never two trainings side by side). A run whose report.json
-exists is not repeated, so the command continues an interrupted ablation. Each step's
-output goes to OUT/NAME.log.
+Runs one process at a time (never two trainings side by side). A run whose result exists is
+not repeated, so the command continues an interrupted ablation. Each step's output goes to
+OUT/NAME.log.
 """
 
 from __future__ import annotations
@@ -75,11 +77,10 @@ EXPORT_FLAGS = {"raw-g": ["--no-ema"]}
 class Suite:
     """One ablation: a base command line, its levers and the page its table goes to."""
 
-    heading: str
+    heading: str  # the page's title, for a page that does not exist yet
     baseline: list[str]
     levers: dict[str, list[str]]
     table: Path
-    about: list[str]  # the page's paragraphs between the command and the table
 
 
 SUITES = {
@@ -88,71 +89,17 @@ SUITES = {
         BASELINE,
         LEVERS,
         Path("docs/quality-ablation.md"),
-        [
-            "**The machine was not idle**: a 2-core VM shared with other engineers' tests and "
-            "builds while these ran, so wall times and images/s are noisy upper bounds (the "
-            "1-minute load average before and after each training is listed). One run per "
-            "lever, one seed, a short budget: differences of a few FCD points are within "
-            "run-to-run noise at this budget. `standing-stats` and `raw-g` reuse the "
-            "baseline's training (standing statistics change only what is sampled after "
-            "training, its weights are bit-identical; `raw-g` exports the raw G instead of its "
-            "EMA copy), so their wall time is the baseline's.",
-            "",
-            "`baseline` is the default recipe as it stood before this ablation (`--arch dcgan "
-            "--conditional`: non-saturating loss, w = 32, EMA 0.999, no standing statistics); "
-            "the runs used the training code of that time, whose levers default to it. Since, "
-            "gan-train's dcgan default samples and exports with `--standing-stats 200` (the "
-            "`standing-stats` row). At this budget every row is far from the 40-epoch model "
-            "shipped then (FCD 44.5): the table ranks what helps early, not what helps at "
-            "convergence.",
-            "",
-            "**The chosen recipe**: the wide G (`--g-width 128`) with standing statistics, "
-            "trained for 59 minutes (20 epochs): FCD 10.2, shipped as the default. The same "
-            "network trained with two training-speed options "
-            "([training-speed-ablation.md](training-speed-ablation.md)) makes twice the steps "
-            "in the same hour (FCD 7.45) and is the default now; its full evaluation is in its "
-            "card, [models/fashion-cdcgan.md](../models/fashion-cdcgan.md).",
-            "",
-        ],
     ),
     "speed": Suite(
         "Training-speed ablation: the wide-G recipe, bf16 and a reused fake batch",
         SPEED_BASELINE,
         SPEED_LEVERS,
         Path("docs/training-speed-ablation.md"),
-        [
-            "The question: how much faster does each lever train the wide-G recipe on this "
-            "2-core CPU (which has AMX and AVX512-BF16 instructions), and does a step still "
-            "learn as much? Every row runs the same number of steps from the same seed, so "
-            "equal quality at a shorter wall time is a pure speed-up. `fp32` is the recipe as "
-            "the previous default was trained. One run per row, one seed, a short budget: "
-            "differences of a few FCD points are within run-to-run noise. The runs went one "
-            "at a time on an otherwise idle machine (the 1-minute load average before and "
-            "after each training is listed; the training itself makes it about 2). The four "
-            "ONNX files are the same graph, so their images/s differ by measurement noise only.",
-            "",
-            "At this budget: together the levers train the same steps in 2.8 instead of 5.0 "
-            "minutes (1.8×; bf16 alone 1.4×, the reused fake batch alone 1.2×). At equal steps "
-            "both bf16 rows score about 6 % higher FCD than both fp32 rows (202 against "
-            "190–193): a bf16 step may learn a little less, or it is this budget's noise.",
-            "",
-            "**At full length: one seed in three collapsed a class, one ships.** Both levers "
-            "together trained the fp32 model's recipe for the same 59 minutes. With seed 0 "
-            "(23,776 steps) seven of ten classes scored a lower FCD than the fp32 model's, "
-            "but the sandal class collapsed (class FCD 156; its per-epoch sample grids show "
-            "mostly one flat sandal from about the fifth epoch on), so the overall FCD was "
-            "18.1 against the fp32 model's 10.2. With seed 1 (20,593 steps in 59 min 10 s) "
-            "no class collapsed: FCD 7.45, coverage 0.846, recall 0.623, C2ST 0.582. With "
-            "seed 2 (19,005 steps in 59 min 2 s) none either: FCD 7.51, coverage 0.854, "
-            "recall 0.631, C2ST 0.583, every quality target met, and it is the shipped "
-            "default ([models/fashion-cdcgan.md](../models/fashion-cdcgan.md), which has the "
-            "full evaluation). Which lever causes seed 0's collapse is not measured: bf16 keeps "
-            "the fp32 run's noise stream, the reused fake batch changes it. gan-train's "
-            "defaults stay fp32 and Algorithm 1; the levers are options a run asks for.",
-            "",
-        ],
     ),
 }
+# The page's generated part lies between these lines; everything else on it is written by hand.
+BEGIN = "<!-- begin: written by `python -m bench ablate`; edit the prose around it -->"
+END = "<!-- end: written by `python -m bench ablate` -->"
 
 
 def _tool(name: str) -> list[str]:
@@ -294,16 +241,27 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def write_table(args: argparse.Namespace, suite: Suite, command: str) -> None:
-    """The table of every finished run in OUT, in the suite's order."""
+    """The table of every finished run in OUT, in the suite's order, written between the
+    page's markers (a page without them gets them at its end)."""
+    page = args.table or suite.table
+    text = page.read_text() if page.is_file() else f"# {suite.heading}\n\n"
+    block = "\n".join([BEGIN, *_table_lines(args, suite, command), END])
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        text = before + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    page.write_text(text)
+
+
+def _table_lines(args: argparse.Namespace, suite: Suite, command: str) -> list[str]:
     results = [
         json.loads((args.out / f"{name}.result.json").read_text())
         for name in suite.levers
         if (args.out / f"{name}.result.json").is_file()
     ]
     lines = [
-        f"# {suite.heading}",
-        "",
-        "Generated by `training/ablate.py` (do not edit by hand). Command:",
+        "Command:",
         "",
         "```bash",
         command,
@@ -316,7 +274,6 @@ def write_table(args: argparse.Namespace, suite: Suite, command: str) -> None:
         "higher coverage, recall and label accuracy are better. images/s: onnxruntime on "
         f"the CPU, batch 256, {args.threads} threads, median of 10 calls.",
         "",
-        *suite.about,
         "| lever | flags | FCD ↓ | coverage ↑ | recall ↑ | C2ST ↓ | label acc. ↑ | "
         "train wall | ONNX images/s | ONNX size | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -335,8 +292,7 @@ def write_table(args: argparse.Namespace, suite: Suite, command: str) -> None:
     pending = [name for name in suite.levers if name not in {r["lever"] for r in results}]
     if pending:
         lines += ["", f"Not run yet: {', '.join(pending)}."]
-    lines += ["", f"Per-run logs, reports and models: `{_relative(args.out)}/`.", ""]
-    (args.table or suite.table).write_text("\n".join(lines))
+    return [*lines, "", f"Per-run logs, reports and models: `{_relative(args.out)}/`."]
 
 
 def _relative(path: Path) -> str:
@@ -346,15 +302,19 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.ablate", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/ablation"), help="runs, logs and results"
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="gan-train epochs per run")
+    parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    parser.add_argument("--seed", type=int, default=0, help="gan-train seed of every run")
     parser.add_argument("--n", type=int, default=10000, help="gan-evaluate samples")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--suite", choices=list(SUITES), default="recipe")
+    parser.add_argument("--data-dir", default=None, help="data set folder (gan-train's default)")
+    parser.add_argument("--suite", choices=list(SUITES), default="recipe", help="which ablation")
     parser.add_argument("--levers", nargs="+", help="run only these (default: the suite's all)")
     parser.add_argument("--table", type=Path, help="where the table goes (default: the suite's)")
     args = parser.parse_args(argv)
@@ -362,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.levers or []) - set(suite.levers))
     if unknown:
         parser.error(f"unknown lever(s) {', '.join(unknown)} of suite {args.suite}")
-    command = shlex.join(["python", "-m", "training.ablate", *(argv or sys.argv[1:])])
+    given = sys.argv[1:] if argv is None else argv
+    command = shlex.join([*(prog or "python -m bench ablate").split(), *given])
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.levers or list(suite.levers):
         print(
@@ -376,7 +337,3 @@ def main(argv: list[str] | None = None) -> int:
         write_table(args, suite, command)
         print(f"{datetime.now(UTC):%H:%M:%S} {name}: {result}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

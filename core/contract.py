@@ -8,14 +8,14 @@
 - the `metadata_props` keys (`Keys`) and `FORMAT_VERSION`;
 - `GeneratorSpec` and its one reader, `inspect` (and `check_all` for a set of files): a file
   that breaks the contract is refused with one line naming the file (`ModelError`);
-- the one float → uint8 pixel conversion (`to_uint8`) and the one grid layout (`grid`).
+- the one float → uint8 pixel conversion (`to_uint8`) and the one grid layout (`grid`),
+  kept in core/pixels.py (numpy only, for code without onnx) and named here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +27,12 @@ import numpy.typing as npt
 import onnx
 from google.protobuf.message import DecodeError
 
+from core.pixels import GRID_PADDING as GRID_PADDING
+from core.pixels import U8Images as U8Images
+from core.pixels import grid as grid
+from core.pixels import grid_shape as grid_shape
+from core.pixels import to_uint8 as to_uint8
+
 INPUT_Z: Final = "z"
 INPUT_LABEL: Final = "label"
 OUTPUT_IMAGE: Final = "image"
@@ -36,10 +42,8 @@ OUTPUT_IMAGE: Final = "image"
 FORMAT_VERSION: Final = "1"
 
 NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-GRID_PADDING: Final = 2
 
 Images = npt.NDArray[np.float32]  # (N, C, H, W), values in [-1, 1]
-U8Images = npt.NDArray[np.uint8]  # (N, C, H, W)
 
 
 class Keys:
@@ -250,37 +254,3 @@ def check_all(paths: Sequence[Path]) -> list[GeneratorSpec]:
             raise ModelError(f"{path}: model name {spec.name!r} is also the name of {other}")
         specs[spec.name] = spec
     return list(specs.values())
-
-
-def to_uint8(images: npt.NDArray[np.floating[Any]]) -> U8Images:
-    """Generator output in [-1, 1] -> uint8 pixels round((x + 1) * 127.5), clipped to 0..255.
-
-    Works on any shape; values outside [-1, 1] (tanh rounding) clip.
-    """
-    scaled = np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5)
-    pixels: U8Images = np.clip(scaled, 0, 255).astype(np.uint8)
-    return pixels
-
-
-def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
-    """(rows, cols) of a grid of n images: `columns` wide, else near-square
-    (cols = ceil(sqrt(n)), rows = ceil(n / cols))."""
-    cols = columns if columns is not None else max(1, math.ceil(math.sqrt(n)))
-    return max(1, math.ceil(n / cols)), cols
-
-
-def grid(
-    images: U8Images, columns: int | None = None, padding: int = GRID_PADDING
-) -> npt.NDArray[np.uint8]:
-    """Images (N, C, H, W) tiled row-major into one (C, H', W') image, black padding between
-    and around them; image i at row i // cols, column i % cols (`grid_shape`)."""
-    n, channels, height, width = images.shape
-    rows, cols = grid_shape(n, columns)
-    cell_h, cell_w = height + padding, width + padding  # an image and the padding after it
-    cells = np.zeros((rows * cols, channels, cell_h, cell_w), np.uint8)
-    cells[:n, :, :height, :width] = images
-    canvas = np.zeros((channels, rows * cell_h + padding, cols * cell_w + padding), np.uint8)
-    # (rows, cols, C, h, w) -> (C, rows, h, cols, w): every tile in place in one copy.
-    tiles = cells.reshape(rows, cols, channels, cell_h, cell_w).transpose(2, 0, 3, 1, 4)
-    canvas[:, padding:, padding:] = tiles.reshape(channels, rows * cell_h, cols * cell_w)
-    return canvas

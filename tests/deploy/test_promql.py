@@ -27,6 +27,7 @@ import yaml
 from tests.deploy.conftest import DEPLOY, REPO, require
 from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs
 from tests.support.gan_serve import gan_serve
+from tests.support.gan_serve import poll as support_poll
 from tests.support.ports import free_port
 from tests.support.processes import stopping
 
@@ -37,17 +38,7 @@ FORMATS = ("png", "json", "npy")  # every encoder, so gan_encode_duration_second
 
 
 def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = condition()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.25)
+    return support_poll(condition, timeout, what, interval=0.25, tolerate=(httpx.HTTPError,))
 
 
 @contextmanager

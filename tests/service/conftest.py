@@ -8,6 +8,7 @@ onnxruntime is real, on the CPU, one intra-op thread per model to go easy on sma
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -91,6 +92,26 @@ def settings_for(model_dir: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def server(model_dir: Path) -> Iterator[Server]:
+    """One server for the tests that only read: "fashion" (conditional, the default) and
+    "digits", under the test settings. Tests that need other settings start their own."""
+    started = Server(settings_for(model_dir, default_model="fashion")).start()
+    yield started
+    started.stop()
+
+
+def npy(response: httpx.Response) -> np.ndarray:
+    """The images of a 200 answer in the npy format."""
+    assert response.status_code == 200, response.text
+    return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+
+def samples_npy(server: Server, **params: object) -> np.ndarray:
+    """`POST /samples` with `params`, as npy."""
+    return npy(server.client.post("/samples", params={**params, "format": "npy"}))
 
 
 @pytest.fixture

@@ -29,15 +29,25 @@ from tests.support.ports import free_port
 from tests.support.processes import stopping
 
 
-def poll(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Wait until condition() is truthy and return it; fail after `timeout` seconds."""
+def poll(
+    condition: Callable[[], Any],
+    timeout: float = 20.0,
+    what: str = "the condition",
+    interval: float = 0.02,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """Wait until condition() is truthy and return it; fail after `timeout` seconds. An
+    exception in `tolerate` (a server not listening yet) counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except tolerate:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
 
 

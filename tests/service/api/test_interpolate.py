@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +14,7 @@ from PIL import Image
 
 from service.api.interpolate import slerp
 from service.pipeline import seeding
-from tests.service.conftest import Server, settings_for
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[Server]:
-    started = Server(settings_for(model_dir)).start()
-    yield started
-    started.stop()
-
-
-def npy(response: object) -> np.ndarray:
-    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
-    return np.load(io.BytesIO(response.content))  # type: ignore[attr-defined]
+from tests.service.conftest import Server, npy, settings_for
 
 
 def test_slerp_ends_are_the_inputs_and_the_path_keeps_a_latent_norm() -> None:
@@ -154,5 +142,40 @@ def test_interpolate_is_documented_in_the_openapi_schema(server: Server) -> None
 
 def test_frames_count_as_generated_images(server: Server) -> None:
     before = server.metric("gan_images_generated_total", model="digits")
-    server.client.post("/interpolate", params={"from_seed": 1, "to_seed": 2, "steps": 7})
+    server.client.post(
+        "/interpolate", params={"from_seed": 1, "to_seed": 2, "steps": 7, "model": "digits"}
+    )
     assert server.metric("gan_images_generated_total", model="digits") == before + 7
+
+
+def test_a_json_body_asks_for_the_same_frames_as_the_query(server: Server) -> None:
+    query = "/interpolate?from_seed=1&to_seed=2&steps=3&format=npy"
+    body = {"from_seed": 1, "to_seed": 2, "steps": 3, "format": "npy"}
+    by_body = server.client.post("/interpolate", json=body)
+    assert np.array_equal(npy(by_body), npy(server.client.post(query)))
+    assert npy(by_body).shape[0] == 3
+
+
+def test_the_ends_are_needed_from_the_query_or_the_body(server: Server) -> None:
+    missing = server.client.post("/interpolate", json={"from_seed": 1})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["field"] == "to_seed"
+    mixed = server.client.post("/interpolate?from_seed=1&format=npy", json={"to_seed": 2})
+    assert npy(mixed).shape[0] == 8
+
+
+def test_json_frames_carry_the_label_and_its_class_name(server: Server) -> None:
+    body = server.client.post(
+        "/interpolate", params={"from_seed": 3, "to_seed": 4, "steps": 2, "label": "sneaker"}
+    ).json()
+    assert (body["label"], body["label_name"]) == (7, "Sneaker")
+    unconditional = server.client.post(
+        "/interpolate", params={"from_seed": 3, "to_seed": 4, "steps": 2, "model": "digits"}
+    ).json()
+    assert (unconditional["label"], unconditional["label_name"]) == (None, None)
+
+
+def test_steps_default_to_at_most_the_limit(serve: Callable[..., Server], model_dir: Path) -> None:
+    small = serve(settings_for(model_dir, max_samples=4))
+    frames = npy(small.client.post("/interpolate?from_seed=1&to_seed=2&format=npy"))
+    assert frames.shape[0] == 4

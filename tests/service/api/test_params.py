@@ -7,24 +7,15 @@ directly on the Fashion-MNIST class names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.api.labels import class_keys, resolve_label
 from service.errors import InvalidParameter
-from tests.service.conftest import Server, settings_for
+from tests.service.conftest import Server
 from tests.support.onnx_models import CLASS_NAMES
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[Server]:
-    started = Server(settings_for(model_dir)).start()
-    yield started
-    started.stop()
 
 
 def error_field(response: Any) -> str | None:

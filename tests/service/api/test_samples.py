@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +15,8 @@ from PIL import Image
 
 from core.contract import GRID_PADDING, grid_shape
 from service.pipeline import seeding
-from tests.service.conftest import Server, settings_for
+from tests.service.conftest import Server, samples_npy, settings_for
 from tests.support.onnx_models import CLASS_NAMES
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[Server]:
-    srv = Server(settings_for(model_dir, default_model="fashion")).start()
-    yield srv
-    srv.stop()
-
-
-def npy(server: Server, **params: object) -> np.ndarray:
-    response = server.client.post("/samples", params={**params, "format": "npy"})
-    assert response.status_code == 200, response.text
-    return np.load(io.BytesIO(response.content), allow_pickle=False)
 
 
 def test_samples_json_has_the_documented_shape_and_headers(server: Server) -> None:
@@ -59,7 +47,7 @@ def test_samples_without_seed_draws_and_returns_one(server: Server) -> None:
     response = server.client.post("/samples", params={"n": 2, "format": "npy"})
     seed = int(response.headers["x-seed"])
     assert 0 <= seed <= seeding.MAX_SEED
-    again = npy(server, n=2, seed=seed)
+    again = samples_npy(server, n=2, seed=seed)
     assert np.array_equal(np.load(io.BytesIO(response.content)), again)
 
 
@@ -72,7 +60,7 @@ def test_npy_is_uint8_n_c_h_w(server: Server) -> None:
 
 def test_npy_pixels_match_the_json_pngs(server: Server) -> None:
     body = server.client.post("/samples", params={"n": 4, "seed": 9}).json()
-    array = npy(server, n=4, seed=9)
+    array = samples_npy(server, n=4, seed=9)
     for i, img in enumerate(body["images"]):
         png = np.asarray(Image.open(io.BytesIO(base64.b64decode(img["png"]))))
         assert np.array_equal(png, array[i, 0])
@@ -94,7 +82,7 @@ def test_png_is_one_near_square_grid(server: Server, n: int) -> None:
     top = GRID_PADDING + (last // cols) * (28 + GRID_PADDING)
     left = GRID_PADDING + (last % cols) * (28 + GRID_PADDING)
     assert np.array_equal(
-        tiles[top : top + 28, left : left + 28], npy(server, n=n, seed=3)[last, 0]
+        tiles[top : top + 28, left : left + 28], samples_npy(server, n=n, seed=3)[last, 0]
     )
 
 
@@ -133,7 +121,9 @@ def test_label_by_index_or_case_insensitive_name(server: Server, label: str) -> 
 
 
 def test_label_by_name_and_by_index_give_the_same_images(server: Server) -> None:
-    assert np.array_equal(npy(server, n=3, seed=5, label="Bag"), npy(server, n=3, seed=5, label=8))
+    assert np.array_equal(
+        samples_npy(server, n=3, seed=5, label="Bag"), samples_npy(server, n=3, seed=5, label=8)
+    )
 
 
 @pytest.mark.parametrize("label", ["10", "-1", "Cat"])
@@ -247,3 +237,66 @@ def test_openapi_docs_are_served(server: Server) -> None:
     spec = server.client.get("/openapi.json").json()
     params = {p["name"] for p in spec["paths"]["/samples"]["post"]["parameters"]}
     assert params == {"n", "seed", "label", "model", "format"}
+
+
+def test_json_images_carry_their_class_name_and_the_schema_says_so(server: Server) -> None:
+    body = server.client.post("/samples", params={"n": 2, "label": "sneaker"}).json()
+    assert [(i["label"], i["label_name"]) for i in body["images"]] == [(7, "Sneaker")] * 2
+    digits = server.client.post("/samples", params={"n": 1, "model": "digits"}).json()
+    assert (digits["images"][0]["label"], digits["images"][0]["label_name"]) == (None, None)
+    schema = server.client.get("/openapi.json").json()
+    for path in ("/samples", "/interpolate"):
+        content = schema["paths"][path]["post"]["responses"]["200"]["content"]
+        assert "label_name" in json.dumps(content["application/json"]["schema"]), path
+
+
+@pytest.mark.parametrize("path", ["/samples", "/interpolate"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_another_method_is_405_showing_the_post_to_send(
+    server: Server, path: str, method: str
+) -> None:
+    response = server.client.request(method, f"{path}?n=1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    error = response.json()["error"]
+    assert error["code"] == "method_not_allowed"
+    assert "use POST" in error["message"]
+    assert f"curl -X POST '{server.url}{path}?n=1'" in error["message"]
+
+
+def test_n_defaults_to_at_most_the_limit(serve: Callable[..., Server], model_dir: Path) -> None:
+    small = serve(settings_for(model_dir, max_samples=4))
+    assert samples_npy(small).shape[0] == 4
+
+
+@pytest.mark.parametrize("name", ["n", "seed", "label", "model", "format"])
+@pytest.mark.parametrize("values", [("1", "2"), ("2", "1")])
+def test_a_parameter_given_twice_is_a_422_naming_it(
+    server: Server, name: str, values: tuple[str, str]
+) -> None:
+    first, second = values
+    response = server.client.post(f"/samples?{name}={first}&{name}={second}")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == name
+
+
+@pytest.mark.parametrize("spelling", ["4.0", "4e0", "0x4", " 4", "4 ", "٤", "four", ""])
+def test_n_is_written_in_decimal_digits(server: Server, spelling: str) -> None:
+    response = server.client.post("/samples", params={"n": spelling})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "n"
+
+
+def test_client_refusals_are_counted_under_their_route_not_as_500(
+    serve: Callable[..., Server], model_dir: Path
+) -> None:
+    keyed = serve(settings_for(model_dir, api_keys="k-0123456789abcdef"))
+    assert keyed.client.post("/samples?n=1").status_code == 401
+    with socket.create_connection(keyed.address) as sock:  # a bad chunk size: a 400
+        sock.sendall(
+            b"POST /samples HTTP/1.1\r\nHost: x\r\nX-API-Key: k-0123456789abcdef\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 400")
+    assert keyed.metric("gan_requests_total", route="/samples", status="401") == 1
+    assert keyed.metric("gan_requests_total", route="other", status="500") == 0

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import Server, settings_for
+from tests.service.conftest import Server
 
 GET_ROUTES = ["/healthz", "/readyz", "/models", "/", "/docs", "/openapi.json", "/static/gallery.js"]
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[Server]:
-    srv = Server(settings_for(model_dir)).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.mark.parametrize("path", GET_ROUTES)

@@ -3,7 +3,6 @@ bit-identical single-image regeneration."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.pipeline import seeding
-from tests.service.conftest import Server, settings_for
+from tests.service.conftest import Server, samples_npy, settings_for
 
 
 def test_derive_keeps_the_request_seed_for_image_zero() -> None:
@@ -55,39 +54,35 @@ def server(model_dir: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def npy(server: Server, **params: object) -> np.ndarray:
-    response = server.client.post("/samples", params={**params, "format": "npy"})
-    assert response.status_code == 200, response.text
-    return np.load(io.BytesIO(response.content))
-
-
 @pytest.mark.parametrize("model", ["fashion", "digits"])
 def test_same_seed_gives_the_same_images(server: Server, model: str) -> None:
     assert np.array_equal(
-        npy(server, n=10, seed=2024, model=model), npy(server, n=10, seed=2024, model=model)
+        samples_npy(server, n=10, seed=2024, model=model),
+        samples_npy(server, n=10, seed=2024, model=model),
     )
     assert not np.array_equal(
-        npy(server, n=10, seed=2024, model=model), npy(server, n=10, seed=2025, model=model)
+        samples_npy(server, n=10, seed=2024, model=model),
+        samples_npy(server, n=10, seed=2025, model=model),
     )
 
 
 @pytest.mark.parametrize("model", ["fashion", "digits"])
 def test_any_image_regenerates_bit_for_bit_alone(server: Server, model: str) -> None:
     body = server.client.post("/samples", params={"n": 12, "seed": 31337, "model": model}).json()
-    batch = npy(server, n=12, seed=31337, model=model)
+    batch = samples_npy(server, n=12, seed=31337, model=model)
     for i in (0, 5, 11):
         image = body["images"][i]
         params = {"n": 1, "seed": image["seed"], "model": model}
         if image["label"] is not None:
             params["label"] = image["label"]
-        assert np.array_equal(npy(server, **params)[0], batch[i])
+        assert np.array_equal(samples_npy(server, **params)[0], batch[i])
 
 
 def test_image_zero_of_a_request_is_the_request_seed_alone(server: Server) -> None:
     body = server.client.post("/samples", params={"n": 3, "seed": 8, "model": "fashion"}).json()
     label = body["images"][0]["label"]
-    alone = npy(server, n=1, seed=8, label=label, model="fashion")
-    assert np.array_equal(alone[0], npy(server, n=3, seed=8, model="fashion")[0])
+    alone = samples_npy(server, n=1, seed=8, label=label, model="fashion")
+    assert np.array_equal(alone[0], samples_npy(server, n=3, seed=8, model="fashion")[0])
 
 
 def test_batch_rows_gives_each_part_the_values_make_rows_gives_it_alone() -> None:
