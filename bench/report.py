@@ -20,6 +20,7 @@ from bench import targets
 from bench.results import Run, fmt, p99
 
 Lines = list[str]
+Part = dict[str, Any]  # one part's result, as serve-compare wrote it
 PROBES = ("onoff", "openloop", "overload", "burst", "disconnects")  # each may fail alone
 
 
@@ -65,10 +66,7 @@ def _header(run: Run) -> Lines:
     return [*lines, ""]
 
 
-def _limit(run: Run) -> Lines:
-    lim = run.part("limit")
-    if not lim:
-        return []
+def _limit(lim: Part) -> Lines:
     lines = [
         f"### The limit ({lim['provider']}, 1 intra-op thread, batch {lim['batch']}: "
         f"{lim['t_image_us']} µs per image; batch 16 run {lim['t_run16_ms']} ms)"
@@ -85,7 +83,7 @@ def _limit(run: Run) -> Lines:
     lines += ["", *_table("format", "encode n=16 ms", "in-process request ms", "limit req/s")]
     for f, t in lim["t_encode_ms"].items():
         lines.append(_row(f, t, lim["t_request16_ms"][f], lim["limit_req_per_s"][f]))
-    return [*lines, ""]
+    return lines
 
 
 def _closed(run: Run) -> Lines:
@@ -168,10 +166,7 @@ def _side_by_side(run: Run) -> Lines:
     return [*lines, ""]
 
 
-def _onoff(run: Run) -> Lines:
-    onoff = run.part("onoff")
-    if not onoff:
-        return []
+def _onoff(onoff: Part) -> Lines:
     on, off = onoff["systems"]
     ratio, pairs = fmt(onoff["ratio"], 2), len(onoff["pairs"])
     lines = [
@@ -200,13 +195,10 @@ def _onoff(run: Run) -> Lines:
             ratio,
         )
     )
-    return [*lines, ""]
+    return lines
 
 
-def _openloop(run: Run) -> Lines:
-    ol = run.part("openloop")
-    if not ol:
-        return []
+def _openloop(ol: Part) -> Lines:
     lines = [
         f"### Open loop, n = 16 png: highest rate held (p99 ≤ {ol['p99_limit_ms']:g} ms, "
         f"no rejection): **{fmt(ol['highest_rate_held'])} req/s**",
@@ -225,13 +217,10 @@ def _openloop(run: Run) -> Lines:
                 st["held"],
             )
         )
-    return [*lines, ""]
+    return lines
 
 
-def _overload(run: Run) -> Lines:
-    ov = run.part("overload")
-    if not ov:
-        return []
+def _overload(ov: Part) -> Lines:
     o = ov["overload"]
     return [
         f"### Overload: {ov['multiple']:g}× capacity, n = {ov['n']}",
@@ -242,7 +231,6 @@ def _overload(run: Run) -> Lines:
         f"accepted p99 {fmt(p99(o['ok_latency_ms']))} ms, "
         f"rejected p99 {fmt(p99(o['rejected_latency_ms']))} ms, "
         f"/healthz p99 {fmt(p99(ov['healthz']['latency_ms']))} ms.",
-        "",
     ]
 
 
@@ -254,10 +242,7 @@ def _failures(run: Run) -> Lines:
     return [line for label, error in errors for line in (f"### {label}: failed: {error}", "")]
 
 
-def _burst(run: Run) -> Lines:
-    b = run.part("burst")
-    if not b:
-        return []
+def _burst(b: Part) -> Lines:
     lat, rej = b["ok_latency_ms"] or {}, b["rejected_latency_ms"] or {}
     connect, rss = b.get("connect_ms") or {}, b["rss_mb"]
     return [
@@ -271,14 +256,10 @@ def _burst(run: Run) -> Lines:
         f"{fmt(connect.get('max'))} ms); RSS {rss['before']} → peak "
         f"{rss['peak']} → {rss['after']} MB; the server's event loop "
         f"used {fmt(b.get('event_loop_cpu_ms'))} ms of CPU.",
-        "",
     ]
 
 
-def _disconnects(run: Run) -> Lines:
-    d = run.part("disconnects")
-    if not d:
-        return []
+def _disconnects(d: Part) -> Lines:
     nexts = d.get("next_requests", [d["next_request"]])
     return [
         f"### Disconnects: {d['clients']} clients, n = {d['n']}, gone after "
@@ -288,22 +269,31 @@ def _disconnects(run: Run) -> Lines:
         f"({100 * d['share_generated']:.1f} %); the next n = 16 request: "
         + ", ".join(f"{r['status']} in {r['latency_ms']} ms" for r in nexts)
         + ".",
-        "",
     ]
+
+
+def _part(name: str, section: Callable[[Part], Lines]) -> Callable[[Run], Lines]:
+    """The section of one part, ending in a blank line; none where it did not run or failed."""
+
+    def render(run: Run) -> Lines:
+        found = run.part(name)
+        return [] if found is None else [*section(found), ""]
+
+    return render
 
 
 SECTIONS: tuple[Callable[[Run], Lines], ...] = (
     _header,
-    _limit,
+    _part("limit", _limit),
     _closed,
     _every_cell,
     _side_by_side,
-    _onoff,
-    _openloop,
-    _overload,
+    _part("onoff", _onoff),
+    _part("openloop", _openloop),
+    _part("overload", _overload),
     _failures,
-    _burst,
-    _disconnects,
+    _part("burst", _burst),
+    _part("disconnects", _disconnects),
     targets.section,
 )
 

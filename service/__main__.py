@@ -27,7 +27,7 @@ from core import contract
 from core.console import OneLineParser, error
 from service.app import create_app
 from service.http import connections, log_limits
-from service.models import generator
+from service.models import files
 from service.settings import Settings
 from service.startup import listen_problem, settings_error
 from service.state import ServiceState
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        paths = generator.discover(settings.model_dir, settings.model_path)
+        paths = files.discover(settings.model_dir, settings.model_path)
         if not paths:
             return error(
                 _PROG,

@@ -68,7 +68,7 @@ def create_app(
         redoc_url=None,
         # The service's observability is Prometheus (service.metrics). FastAPI's own
         # OpenTelemetry hooks would otherwise ask the tracer, meter and logger providers on
-        # every request: 3.5 % of the event loop's time at n = 1 (docs/benchmarks.md).
+        # every request: a measurable share of the event loop's time (docs/benchmarks.md).
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.service = state

@@ -36,12 +36,16 @@ class Draining(ServiceError):
     """The service is shutting down and takes no new work."""
 
 
-class QueueFull(ServiceError):
-    """The model's queue cannot take the request's images now."""
+class Retryable(ServiceError):
+    """A refusal that passes: the request may be sent again in `retry_after_s`."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QueueFull(Retryable):
+    """The model's queue cannot take the request's images now."""
 
 
 class TooLarge(ServiceError):
@@ -60,9 +64,5 @@ class Cancelled(ServiceError):
     """The client went away; its images left the queue. Nobody reads this answer."""
 
 
-class RateLimited(ServiceError):
+class RateLimited(Retryable):
     """The API key's bucket cannot pay for the request's images now."""
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s

@@ -3,8 +3,9 @@ n latent vectors and labels, one onnxruntime run, uint8 pixels, one near-square 
 2 px of black padding, one PNG at compress_level=1.
 
 Peers run in their own virtual environments (numpy, isal, onnxruntime and their framework,
-no repository package); from the repository this module imports only `service/encoding/png.py`, the
-PNG writer, so that every system does exactly the same encoding work.
+no repository package installed); from the checkout this module imports only what needs no
+more than numpy and isal: `core/pixels.py` (the uint8 conversion and the grid) and
+`service/encoding/png.py` (the PNG writer), so that every system does exactly the same work.
 Settings come from the environment the benchmark starts them with: BENCH_MODEL (the ONNX
 file), BENCH_PROVIDER (`cpu` or `cuda`), BENCH_THREADS (intra-op threads, default 1).
 """
@@ -12,7 +13,6 @@ file), BENCH_PROVIDER (`cpu` or `cuda`), BENCH_THREADS (intra-op threads, defaul
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-# service/encoding/png.py needs only numpy and isal: the peers import it from the checkout.
+# Both need only numpy (and isal): the peers import them from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from core.pixels import grid, to_uint8
 from service.encoding.png import encode_png
 
-PADDING = 2
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}
 
 
@@ -70,26 +70,6 @@ class Sampler:
         images = self.generate(sum(counts))
         bounds = np.cumsum([0, *counts])
         return [grid_png(images[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Floats in [-1, 1] -> uint8 pixels, round((x + 1) * 127.5) clipped, as gan-serve does."""
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def grid(images: np.ndarray, padding: int = PADDING) -> np.ndarray:
-    """(n, C, H, W) uint8 -> one (C, H', W') image: ceil(sqrt(n)) columns, row-major."""
-    n, channels, height, width = images.shape
-    cols = max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / cols)
-    cell_h, cell_w = height + padding, width + padding
-    cells = np.zeros((rows * cols, channels, cell_h, cell_w), np.uint8)
-    cells[:n, :, :height, :width] = images
-    canvas = np.zeros((channels, rows * cell_h + padding, cols * cell_w + padding), np.uint8)
-    # (rows, cols, C, h, w) -> (C, rows, h, cols, w): the tiles side by side, one reshape.
-    tiles = cells.reshape(rows, cols, channels, cell_h, cell_w).transpose(2, 0, 3, 1, 4)
-    canvas[:, padding:, padding:] = tiles.reshape(channels, rows * cell_h, cols * cell_w)
-    return canvas
 
 
 def png(image: np.ndarray) -> bytes:

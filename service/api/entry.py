@@ -13,25 +13,42 @@ Each endpoint's `route` is never mounted: it documents the operation in the Open
     app.add_middleware(Endpoints, endpoints=[samples_endpoint, interpolate_endpoint])
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the documented operation's
+# annotations at run time, and they refer to `models` in `operation`'s scope.
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
-from fastapi import FastAPI
+from fastapi import Body, FastAPI, Query
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.contract import GeneratorSpec
+from service.api.labels import resolve_label
+from service.api.params import ParamModels, read_params
+from service.encoding import formats
+from service.encoding.formats import Format
 from service.errors import ServiceError
+from service.http.edge import has_body
 from service.http.errors import error_body, error_response, internal_error_response
-from service.pipeline.scheduler import Answer
+from service.pipeline.jobs import Answer, Job
+from service.pipeline.served import ServedModel
+from service.state import ServiceState
 
+Params = TypeVar("Params", bound=BaseModel)
 Handler = Callable[[Request], Awaitable[Response]]
+_BODY_DOC = (
+    "The same parameters as a JSON object (Content-Type: application/json) instead of the "
+    "query; a field may not be in both."
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,91 @@ class AnswerResponse(Response):
             await super().__call__(scope, receive, send)
         finally:
             self.permit.release()
+
+
+def responses(ok: str, json_schema: dict[str, Any], count: str) -> dict[int | str, Any]:
+    """The documented answers of an endpoint that generates images: `ok` describes its 200,
+    `json_schema` its JSON body, `count` names the parameter that counts its images."""
+    return {
+        200: {
+            "description": ok,
+            "content": {
+                media: {"schema": json_schema} if fmt == "json" else {}
+                for fmt, media in formats.MEDIA_TYPES.items()
+            },
+        },
+        404: {"description": "Unknown model."},
+        405: {"description": "Not a POST: the message shows the request to send (Allow: POST)."},
+        413: {"description": f"More images than the model can ever hold (names {count})."},
+        422: {"description": "Invalid parameter (named in `field`)."},
+        429: {"description": "The API key's rate limit (Retry-After)."},
+        503: {"description": "Overloaded (Retry-After), not ready or draining."},
+        504: {"description": "The request deadline passed."},
+    }
+
+
+def operation(
+    path: str, models: ParamModels[Any], doc: str, answers: dict[int | str, Any]
+) -> APIRoute:
+    """The documented `POST path`: its query and body from `models`. Never mounted: it
+    documents the operation and names the route; requests go to the endpoint's handler."""
+
+    def documented(
+        query: Annotated[models.query, Query()],  # type: ignore[name-defined]
+        body: Annotated[models.body | None, Body(description=_BODY_DOC)] = None,  # type: ignore[name-defined]
+    ) -> Response:
+        raise NotImplementedError  # a signature for the schema; never called
+
+    documented.__doc__ = doc
+    documented.__name__ = path.strip("/").replace("/", "_")
+    return APIRoute(path, documented, methods=["POST"], response_class=Response, responses=answers)
+
+
+class Common(Protocol):
+    """The parameters every generating endpoint takes."""
+
+    label: str | None
+    model: str | None
+    format: Format | None
+
+
+@dataclass(frozen=True)
+class Prepared(Generic[Params]):
+    """A request checked up to admission: its parameters (parsed once), its format, its
+    model (the service takes work) and its label (a class index of that model)."""
+
+    params: Params
+    format: Format
+    served: ServedModel
+    label: int | None
+    arrived: float  # time.monotonic() when its handler began: the deadline counts from here
+
+    @property
+    def spec(self) -> GeneratorSpec:
+        return self.served.spec
+
+
+async def prepare(
+    request: Request, models: ParamModels[Params], state: ServiceState
+) -> Prepared[Params]:
+    """The checks every generating endpoint makes first, in this order: the parameters, an
+    unacceptable Accept, a service not ready or draining, an unknown model, a bad label."""
+    arrived = time.monotonic()
+    body = await request.body() if has_body(request.scope) else b""
+    params = read_params(
+        request.scope["query_string"], body, request.headers.get("content-type"), models
+    )
+    common: Common = params  # type: ignore[assignment]  # both endpoints' models have these
+    chosen = formats.negotiate(common.format, request.headers.get("accept"))
+    served = state.model(common.model)
+    label = resolve_label(served.spec, common.label)
+    return Prepared(params, chosen, served, label, arrived)
+
+
+async def answer(request: Request, prepared: Prepared[Any], job: Job) -> Answer:
+    """Admit and generate `job`; nobody waits any more once the client disconnects."""
+    gone = partial(disconnected, request.receive)
+    return await prepared.served.pipeline.answer(job, gone, prepared.arrived)
 
 
 async def disconnected(receive: Receive) -> None:

@@ -14,33 +14,26 @@ draws when unlabelled (what `/samples?n=1&seed=<from_seed>` shows). The request 
 the model's pipeline like `/samples` (admission, deadline, disconnect, drain).
 """
 
-# No `from __future__ import annotations`: FastAPI reads the documented operation's
-# annotations at run time, and they refer to `models` in `interpolate_endpoint`'s scope.
+from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass
-from functools import partial
-from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import Body, Query
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core import contract
-from service.api.entry import AnswerResponse, Endpoint, disconnected
-from service.api.labels import label_name, resolve_label
-from service.api.params import InterpolateQuery, ParamModels, read_params
+from service.api.entry import AnswerResponse, Endpoint, answer, operation, prepare, responses
+from service.api.labels import label_name
+from service.api.params import InterpolateQuery, ParamModels
 from service.encoding import formats
 from service.encoding.formats import Format
 from service.http.access import Access
-from service.http.edge import has_body
 from service.pipeline import seeding
-from service.pipeline.scheduler import Job, Labels, Latents, Pixels
+from service.pipeline.jobs import Job, Labels, Latents, Pixels
 from service.state import ServiceState
 
 INTERPOLATE_PATH = "/interpolate"
@@ -72,23 +65,14 @@ JSON_SCHEMA = {
         },
     },
 }
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The frames; header X-Model. png: one strip, left to right. JSON: the "
-        "ends' seeds, the label and its label_name, each frame's index, t and PNG (base64).",
-        "content": {
-            media: {"schema": JSON_SCHEMA} if fmt == "json" else {}
-            for fmt, media in formats.MEDIA_TYPES.items()
-        },
-    },
-    404: {"description": "Unknown model."},
-    405: {"description": "Not a POST: the message shows the request to send (Allow: POST)."},
-    413: {"description": "More images than the model can ever hold (names steps)."},
-    422: {"description": "Invalid parameter (named in `field`)."},
-    429: {"description": "The API key's rate limit (Retry-After)."},
-    503: {"description": "Overloaded (Retry-After), not ready or draining."},
-    504: {"description": "The request deadline passed."},
-}
+ANSWERS = responses(
+    "The frames; header X-Model. png: one strip, left to right. JSON: the ends' seeds, the "
+    "label and its label_name, each frame's index, t and PNG (base64).",
+    JSON_SCHEMA,
+    "steps",
+)
+DOC = """Frames from image `from_seed` to image `to_seed`, spherical interpolation of their latent
+vectors; the ends are the two images themselves."""
 
 _PARALLEL = 1e-6  # below this angle the two vectors are parallel: interpolate linearly
 
@@ -167,17 +151,10 @@ def interpolate_endpoint(
     """The endpoint, its `steps` bounded by `models` (GAN_MAX_SAMPLES)."""
 
     async def handle(request: Request) -> Response:
-        arrived = time.monotonic()
-        body = await request.body() if has_body(request.scope) else b""
-        params = read_params(
-            request.scope["query_string"], body, request.headers.get("content-type"), models
-        )
+        prepared = await prepare(request, models, state)
+        params, spec, label = prepared.params, prepared.spec, prepared.label
         from_seed, to_seed = params.from_seed, params.to_seed
         assert from_seed is not None and to_seed is not None  # required by `models`
-        chosen = formats.negotiate(params.format, request.headers.get("accept"))
-        served = state.model(params.model)
-        spec = served.spec
-        label = resolve_label(spec, params.label)
         if spec.num_classes is not None and label is None:
             label = seeding.random_label(from_seed, spec.num_classes)
         access.charge(request.scope, params.steps)
@@ -186,30 +163,9 @@ def interpolate_endpoint(
         )
         z = slerp(ends[0], ends[1], params.steps)
         ends_of = Ends(from_seed, to_seed, label, label_name(spec, label))
-        job = interpolation_job(spec.name, z, ends_of, chosen)
-        gone = partial(disconnected, request.receive)
-        answer = await served.pipeline.answer(job, gone, arrived)
-        return AnswerResponse(answer, formats.MEDIA_TYPES[chosen], {"X-Model": spec.name})
+        job = interpolation_job(spec.name, z, ends_of, prepared.format)
+        body = await answer(request, prepared, job)
+        return AnswerResponse(body, formats.MEDIA_TYPES[prepared.format], {"X-Model": spec.name})
 
-    def interpolate(
-        query: Annotated[models.query, Query()],  # type: ignore[name-defined]
-        body: Annotated[
-            models.body | None,  # type: ignore[name-defined]
-            Body(
-                description="The same parameters as a JSON object (Content-Type: "
-                "application/json) instead of the query; a field may not be in both.",
-            ),
-        ] = None,
-    ) -> Response:
-        """Frames from image `from_seed` to image `to_seed`, spherical interpolation of their
-        latent vectors; the ends are the two images themselves."""
-        raise NotImplementedError  # documents the operation; requests go to `handle`
-
-    route = APIRoute(
-        INTERPOLATE_PATH,
-        interpolate,
-        methods=["POST"],
-        response_class=Response,
-        responses=RESPONSES,
-    )
+    route = operation(INTERPOLATE_PATH, models, DOC, ANSWERS)
     return Endpoint(route, handle)

@@ -10,49 +10,31 @@ thread (`service.pipeline.scheduler`): the inputs of a large request are built r
 never before the request is admitted.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the documented operation's
-# annotations at run time, and they refer to `models` in `samples_endpoint`'s scope.
+from __future__ import annotations
 
-import time
-from functools import partial
-from typing import Annotated, Any
-
-from fastapi import Body, Query
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.contract import GeneratorSpec
-from service.api.entry import AnswerResponse, Endpoint, disconnected
-from service.api.labels import resolve_label
-from service.api.params import ParamModels, SampleQuery, read_params
+from service.api.entry import AnswerResponse, Endpoint, answer, operation, prepare, responses
+from service.api.params import ParamModels, SampleQuery
 from service.encoding import formats
 from service.encoding.formats import Format
 from service.http.access import Access
-from service.http.edge import has_body
 from service.pipeline import seeding
-from service.pipeline.scheduler import Job, Labels, Latents, Pixels
+from service.pipeline.jobs import Job, Labels, Latents, Pixels
 from service.state import ServiceState
 
 SAMPLES_PATH = "/samples"
+DOC = """Generate n images. Image i has seed derive(seed, i); derive(seed, 0) = seed.
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The images; headers X-Seed and X-Model. JSON: each image's index, "
-        "seed, label, label_name (the class name, conditional models) and PNG (base64).",
-        "content": {
-            media: {"schema": formats.JSON_SCHEMA} if fmt == "json" else {}
-            for fmt, media in formats.MEDIA_TYPES.items()
-        },
-    },
-    404: {"description": "Unknown model."},
-    405: {"description": "Not a POST: the message shows the request to send (Allow: POST)."},
-    413: {"description": "More images than the model can ever hold (names n)."},
-    422: {"description": "Invalid parameter (named in `field`)."},
-    429: {"description": "The API key's rate limit (Retry-After)."},
-    503: {"description": "Overloaded (Retry-After), not ready or draining."},
-    504: {"description": "The request deadline passed."},
-}
+Parameters come as a query or as a JSON body (`service.api.params`)."""
+ANSWERS = responses(
+    "The images; headers X-Seed and X-Model. JSON: each image's index, seed, label, "
+    "label_name (the class name, conditional models) and PNG (base64).",
+    formats.JSON_SCHEMA,
+    "n",
+)
 
 
 def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int | None) -> Job:
@@ -88,39 +70,14 @@ def samples_endpoint(
     """The endpoint, its parameters bounded by `models` (GAN_MAX_SAMPLES)."""
 
     async def handle(request: Request) -> Response:
-        arrived = time.monotonic()
-        body = await request.body() if has_body(request.scope) else b""
-        params = read_params(
-            request.scope["query_string"], body, request.headers.get("content-type"), models
-        )
-        chosen = formats.negotiate(params.format, request.headers.get("accept"))
-        served = state.model(params.model)
-        spec = served.spec
-        label = resolve_label(spec, params.label)
-        access.charge(request.scope, params.n)
-        seed = seeding.random_seed() if params.seed is None else params.seed
-        job = sample_job(spec, chosen, seed, params.n, label)
-        gone = partial(disconnected, request.receive)
-        answer = await served.pipeline.answer(job, gone, arrived)
+        prepared = await prepare(request, models, state)
+        n, spec = prepared.params.n, prepared.spec
+        access.charge(request.scope, n)
+        seed = seeding.random_seed() if prepared.params.seed is None else prepared.params.seed
+        job = sample_job(spec, prepared.format, seed, n, prepared.label)
         headers = {"X-Seed": str(seed), "X-Model": spec.name}
-        return AnswerResponse(answer, formats.MEDIA_TYPES[chosen], headers)
+        body = await answer(request, prepared, job)
+        return AnswerResponse(body, formats.MEDIA_TYPES[prepared.format], headers)
 
-    def samples(
-        query: Annotated[models.query, Query()],  # type: ignore[name-defined]
-        body: Annotated[
-            models.body | None,  # type: ignore[name-defined]
-            Body(
-                description="The same parameters as a JSON object (Content-Type: "
-                "application/json) instead of the query; a field may not be in both.",
-            ),
-        ] = None,
-    ) -> Response:
-        """Generate n images. Image i has seed derive(seed, i); derive(seed, 0) = seed.
-
-        Parameters come as a query or as a JSON body (`service.api.params`)."""
-        raise NotImplementedError  # documents the operation; requests go to `handle`
-
-    route = APIRoute(
-        SAMPLES_PATH, samples, methods=["POST"], response_class=Response, responses=RESPONSES
-    )
+    route = operation(SAMPLES_PATH, models, DOC, ANSWERS)
     return Endpoint(route, handle)

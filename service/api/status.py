@@ -40,7 +40,7 @@ def _model_card(state: ServiceState, name: str) -> dict[str, Any]:
         "metadata": spec.metadata,
         "limits": {
             "max_samples": s.max_samples,
-            "max_batch": served.pipeline.max_batch,
+            "max_batch": served.pipeline.schedule.max_batch,
             "largest_request": served.pipeline.admission.largest_request,
             "bytes_per_image": served.cost.held,
             "run_bytes_per_image": served.cost.working,

@@ -8,9 +8,8 @@ by ISA-L (`isal`, Intel's intelligent storage acceleration library), which compr
 images as tightly as zlib's level 1 in a quarter of the time; where `isal` has no wheel,
 the standard library's zlib writes the same format.
 
-Pillow spends most of its PNG time choosing a filter for every row and deflating with zlib:
-about 0.5 ms for a 4×4 grid of 28×28 images, a third of the model's own time for those 16
-images. This writer takes about 0.1 ms for the same grid (docs/benchmarks.md).
+Pillow spends most of its PNG time choosing a filter for every row and deflating with zlib;
+this writer takes a fraction of that for the same grid (the figures: docs/benchmarks.md).
 """
 
 from __future__ import annotations

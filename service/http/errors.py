@@ -32,6 +32,7 @@ from service.errors import (
     NotReady,
     QueueFull,
     RateLimited,
+    Retryable,
     ServiceError,
     TooLarge,
 )
@@ -71,7 +72,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 def error_response(error: ServiceError) -> JSONResponse:
     status, code = _HTTP[type(error)]
     headers: dict[str, str] = {}
-    if isinstance(error, QueueFull | RateLimited):
+    if isinstance(error, Retryable):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
     return JSONResponse(
         error_body(code, error.message, error.field), status_code=status, headers=headers

@@ -1,8 +1,8 @@
 """Rate-limit the event loop's error log, so running out of resources cannot flood it.
 
 When `accept()` fails for lack of file descriptors, asyncio's selector loop logs the error
-with a traceback once per pending connection (a probe measured ~7,000 lines per second, 52 MB
-in 10 s) and then once per retry. uvloop sheds such connections without logging; the
+with a traceback once per pending connection (thousands of lines a second: docs/reliability.md)
+and then once per retry. uvloop sheds such connections without logging; the
 connection cap in `service.http.connections` keeps descriptors free; this filter is the last line:
 each kind of asyncio error is logged at most once per `interval_s`, followed by how many
 like it were dropped meanwhile.

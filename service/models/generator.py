@@ -7,12 +7,10 @@ with one line naming the file (`ModelError`).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +32,6 @@ __all__ = [
     "Images",
     "ModelError",
     "RunStop",
-    "discover",
     "load",
     "warmup_sizes",
 ]
@@ -42,56 +39,6 @@ __all__ = [
 log = logging.getLogger("service.models.generator")
 
 _SHORT = {full: short for short, full in PROVIDERS.items()}
-
-
-def discover(model_dir: Path, model_path: Path | None) -> list[Path]:
-    """The files to serve: `model_path` alone if set, else every *.onnx in `model_dir`.
-
-    An entry that is not a readable regular file (a broken or looping symlink, a directory,
-    a FIFO) is refused with one line naming it, like any other bad model file; a model
-    directory that cannot be listed is named with the reason. A missing one holds no models.
-    """
-    if model_path is not None:
-        if problem := _not_a_file(model_path):
-            problem = "no such model file" if problem == "missing" else problem
-            raise ModelError(f"{model_path}: {problem}")
-        return [model_path]
-    try:
-        if not stat.S_ISDIR(model_dir.stat().st_mode):
-            raise ModelError(f"{model_dir}: not a directory (GAN_MODEL_DIR)")
-        entries = sorted(model_dir.glob("*.onnx"))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT and not model_dir.is_symlink():
-            return []
-        raise ModelError(f"{model_dir}: {_path_problem(model_dir, exc)} (GAN_MODEL_DIR)") from exc
-    for entry in entries:
-        if problem := _not_a_file(entry):
-            raise ModelError(f"{entry}: {problem}")
-    return entries
-
-
-def _path_problem(path: Path, exc: OSError) -> str:
-    """What is wrong with `path`, from the error that reaching it raised, in a few words."""
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    if exc.errno == errno.ENOENT and path.is_symlink():
-        return f"broken symlink to {os.readlink(path)}"
-    return f"cannot read: {exc.strerror or exc}"
-
-
-def _not_a_file(path: Path) -> str | None:
-    """None for a regular file (through symlinks); else what it is, or "missing"."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno == errno.ENOENT and not path.is_symlink():
-            return "missing"
-        return _path_problem(path, exc)
-    if stat.S_ISDIR(mode):
-        return "a directory, not a model file"
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    return None
 
 
 _BUILD_PATH = re.compile(r"(?:/[\w.+-]+)+\.(?:h|hpp|cc|cpp|cu|cuh|c):\d+\s*")
@@ -139,10 +86,9 @@ class Generator:
 
     One session, except where runs are padded (CUDA) and `open_session` can open more: then
     each padded size gets a session of its own. onnxruntime's CUDA kernels redo their set-up
-    whenever a session's input shape differs from its last run's; measured on an H200 with
-    the shipped model (docs/benchmarks.md), alternating batch sizes cost about 16 ms per run
-    against 0.2 ms at a steady size, so one session per size keeps every session's shape
-    steady (the GPU memory of the extra sessions was not measured).
+    whenever a session's input shape differs from its last run's (on a GPU, alternating batch
+    sizes cost tens of times a run at a steady size: docs/benchmarks.md), so one session per
+    size keeps every session's shape steady.
     """
 
     def __init__(

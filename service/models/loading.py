@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import onnx
 
 from core.contract import GeneratorSpec, ModelError, check_all
-from service.models import generator, memory
+from service.models import files, generator, memory
 from service.models.generator import Generator
 from service.models.memory import MB, ImageCost
 from service.settings import Settings
@@ -39,7 +39,7 @@ class LoadedModel:
 
 def read_specs(settings: Settings) -> list[GeneratorSpec]:
     """Every model file the settings name, read and checked against the contract."""
-    paths = generator.discover(settings.model_dir, settings.model_path)
+    paths = files.discover(settings.model_dir, settings.model_path)
     if not paths:
         raise ModelError(f"no *.onnx models in {settings.model_dir} (GAN_MODEL_DIR)")
     return check_all(paths)

@@ -30,22 +30,16 @@ each of its requests once (`InferenceFailed`) and the slot goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import os
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from core.contract import to_uint8
 from service.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -54,97 +48,20 @@ from service.errors import (
     ServiceError,
 )
 from service.metrics import Metrics
-from service.models.generator import Generator, RunStop
-from service.pipeline import seeding
-from service.pipeline.admission import Admission, DrainRate, Permit
+from service.models.generator import Generator
+from service.pipeline import slots
+from service.pipeline.admission import Admission, DrainRate
+from service.pipeline.jobs import (
+    Answer,
+    Job,
+    Run,
+    RunOutcome,
+    Schedule,
+    Slice,
+    Ticket,
+)
 
 log = logging.getLogger("service.pipeline.scheduler")
-
-Latents = npt.NDArray[np.float32]  # (rows, latent_dim)
-Labels = npt.NDArray[np.int64]  # (rows,)
-Pixels = npt.NDArray[np.uint8]  # (n, C, H, W)
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one request asks a model for; both callables run in a slot's thread."""
-
-    n: int
-    rows: Callable[[int, int], tuple[Latents, Labels | None]]  # inputs of rows [start, stop)
-    encode: Callable[[Pixels], bytes]  # the response body, once every row has run
-    format: str = "json"  # the label of gan_encode_duration_seconds
-    # Seeded rows (/samples): the run builds all its requests' inputs in one pass instead.
-    seeded: tuple[int, int | None] | None = None  # (request seed, fixed label or None)
-
-
-@dataclass(eq=False)
-class Ticket:
-    """One admitted job on its way through the queue and the slots."""
-
-    job: Job
-    future: asyncio.Future[bytes]
-    pixels: Pixels
-    deadline: float  # time.monotonic() by which it must be answered
-    admitted_at: float
-    next_row: int = 0  # rows before this one have been taken into runs (event loop only)
-    error: ServiceError | None = None  # set once dropped; slots skip its remaining work
-    rows_done: int = 0  # rows whose pixels are written (slots, under `lock`)
-    encode_s: float = 0.0  # set before `body`: whoever sees the body sees its encode time
-    body: bytes | None = None  # the encoded response, set by the slot that ran its last rows
-    encode_error: BaseException | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    runs: list[Run] = field(default_factory=list)  # runs holding its rows (event loop only)
-
-    @property
-    def queued(self) -> int:
-        return self.job.n - self.next_row
-
-
-Slice = tuple[Ticket, int, int]  # rows [start, stop) of a ticket
-
-
-@dataclass(eq=False)
-class Run:
-    """One onnxruntime run in a slot: its slices, and how to stop it once nobody waits."""
-
-    batch: list[Slice]
-    stop: RunStop = field(default_factory=RunStop)
-
-    def stop_if_unwanted(self) -> None:
-        """Stop the run when every request it works for has been dropped."""
-        if all(ticket.error is not None for ticket, _, _ in self.batch):
-            self.stop.stop()
-
-
-@dataclass
-class RunOutcome:
-    images: int = 0
-    run_s: float = 0.0
-    error: BaseException | None = None
-
-
-# How many nice steps below the event loop's the run slots' CPU priority is (Linux).
-SLOT_NICENESS = 10
-
-
-def _behind_the_event_loop() -> None:
-    """Lower this run slot thread's CPU priority, so that when cores are short the event loop
-    runs first: admission, refusals, /healthz and answers do not wait behind model runs
-    (measured under 4× overload: 503 p99 and /healthz p99 about 2× lower, docs/benchmarks.md).
-    Linux gives each thread its own nice value; elsewhere, or where refused, nothing changes."""
-    thread = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):
-        now = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(now + SLOT_NICENESS, 19))
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An admitted request's response body, and the permit it holds until its last byte is
-    sent: whoever sends the body releases it."""
-
-    body: bytes
-    permit: Permit
 
 
 class Pipeline:
@@ -156,13 +73,7 @@ class Pipeline:
         admission: Admission,
         rate: DrainRate,
         metrics: Metrics,
-        *,
-        slots: int,
-        max_batch: int,
-        max_delay_s: float,
-        timeout_s: float,
-        grace_s: float,
-        admission_wait_s: float = 0.0,
+        schedule: Schedule,
     ) -> None:
         self.generator = generator
         self.model = generator.spec.name
@@ -170,19 +81,16 @@ class Pipeline:
         self.rate = rate
         self.metrics = metrics
         self.series = metrics.for_model(self.model)
-        self.slots = slots
-        self.max_batch = max_batch
-        self.max_delay_s = max_delay_s
-        self.timeout_s = timeout_s
-        self.grace_s = grace_s
-        self.admission_wait_s = admission_wait_s
+        self.schedule = schedule
         self._queue: deque[Ticket] = deque()
         self._depth = 0  # images queued, not yet taken into a run
-        self._free = slots
+        self._free = schedule.slots
         self._delayed: asyncio.TimerHandle | None = None
         self._closed = False
         self._executor = ThreadPoolExecutor(
-            slots, thread_name_prefix=f"run-{self.model}", initializer=_behind_the_event_loop
+            schedule.slots,
+            thread_name_prefix=f"run-{self.model}",
+            initializer=slots.behind_the_event_loop,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -198,7 +106,7 @@ class Pipeline:
         completes when nobody waits any more (a disconnect); the deadline runs from `arrived`
         (time.monotonic(), default now), so the admission wait counts against it."""
         arrived = time.monotonic() if arrived is None else arrived
-        permit = await self.admission.admit(job.n, self.admission_wait_s)
+        permit = await self.admission.admit(job.n, self.schedule.admission_wait_s)
         try:
             body = await self.generate(job, None if gone is None else gone(), arrived)
         except BaseException:
@@ -221,7 +129,7 @@ class Pipeline:
             if not done and not ticket.queued:
                 # Every row is running or encoding: that ends within a run; give it the grace.
                 done, _ = await asyncio.wait(
-                    waiting, timeout=self.grace_s, return_when="FIRST_COMPLETED"
+                    waiting, timeout=self.schedule.grace_s, return_when="FIRST_COMPLETED"
                 )
             if not done:
                 error = DeadlineExceeded(f"deadline of a {self.model} request passed")
@@ -249,7 +157,7 @@ class Pipeline:
         self._loop = loop
         now = time.monotonic()
         pixels = np.empty((job.n, *self.generator.spec.image_shape), np.uint8)
-        ticket = Ticket(job, loop.create_future(), pixels, arrived + self.timeout_s, now)
+        ticket = Ticket(job, loop.create_future(), pixels, arrived + self.schedule.timeout_s, now)
         self._queue.append(ticket)
         self._set_depth(self._depth + job.n)
         self._dispatch()
@@ -273,7 +181,7 @@ class Pipeline:
 
     @property
     def idle(self) -> bool:
-        return self._depth == 0 and self._free == self.slots
+        return self._depth == 0 and self._free == self.schedule.slots
 
     def _dispatch(self) -> None:
         """Start runs on free slots while there is queued work."""
@@ -284,7 +192,7 @@ class Pipeline:
             if not batch:
                 continue
             self._free -= 1
-            self.series.runs_in_progress.set(self.slots - self._free)
+            self.series.runs_in_progress.set(self.schedule.slots - self._free)
             self.rate.busy(time.monotonic())
             run = Run(batch)
             for ticket, _, _ in batch:
@@ -293,9 +201,9 @@ class Pipeline:
 
     def _should_wait(self) -> bool:
         """With GAN_MAX_DELAY_MS > 0, hold a run that is not full until the oldest has waited."""
-        if self.max_delay_s <= 0 or self._depth >= self.max_batch:
+        if self.schedule.max_delay_s <= 0 or self._depth >= self.schedule.max_batch:
             return False
-        left = self._queue[0].admitted_at + self.max_delay_s - time.monotonic()
+        left = self._queue[0].admitted_at + self.schedule.max_delay_s - time.monotonic()
         if left <= 0:
             return False
         if self._delayed is None:
@@ -310,7 +218,7 @@ class Pipeline:
         """The next run: at most max_batch images and at most a fair share of the queue (split
         among the slots free now; a busy slot takes its share when it is free again)."""
         share = math.ceil(self._depth / max(self._free, 1))
-        room = min(self.max_batch, max(share, 1))
+        room = min(self.schedule.max_batch, max(share, 1))
         batch: list[Slice] = []
         now = time.monotonic()
         while self._queue and room:
@@ -336,7 +244,7 @@ class Pipeline:
         for ticket, _, _ in batch:
             ticket.runs.remove(run)
         self._free += 1
-        self.series.runs_in_progress.set(self.slots - self._free)
+        self.series.runs_in_progress.set(self.schedule.slots - self._free)
         now = time.monotonic()
         if outcome.error is None and outcome.images:  # no run when all its requests left
             self.series.inference_duration.observe(outcome.run_s)
@@ -383,55 +291,12 @@ class Pipeline:
     def _work(self, run: Run) -> None:
         outcome = RunOutcome()
         try:
-            self._run(run, outcome)
+            slots.generate_batch(self.generator, run, outcome)
         except Exception as exc:
             outcome.error = exc
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._finished, run, outcome)
-
-    def _run(self, run: Run, outcome: RunOutcome) -> None:
-        live = [(t, a, b) for t, a, b in run.batch if t.error is None]
-        if not live:
-            return
-        z, labels = self._inputs(live)
-        started = time.perf_counter()
-        images = self.generator.run(z, labels, run.stop)
-        outcome.run_s = time.perf_counter() - started
-        outcome.images = int(z.shape[0])
-        pixels = to_uint8(images)
-        offset = 0
-        for ticket, a, b in live:
-            ticket.pixels[a:b] = pixels[offset : offset + b - a]
-            offset += b - a
-            with ticket.lock:
-                ticket.rows_done += b - a
-                complete = ticket.rows_done == ticket.job.n
-            if complete and ticket.error is None:
-                encode_started = time.perf_counter()
-                try:
-                    ticket.body = ticket.job.encode(ticket.pixels)
-                except Exception as exc:
-                    log.error("model %s: encoding failed: %r", self.model, exc)
-                    ticket.encode_error = exc
-                ticket.encode_s = time.perf_counter() - encode_started
-
-    def _inputs(self, live: list[Slice]) -> tuple[Latents, Labels | None]:
-        """The run's z and labels: seeded requests' rows in one pass, others request by
-        request."""
-        spec = self.generator.spec
-        seeded = [(t.job.seeded, a, b) for t, a, b in live]
-        if all(job is not None for job, _, _ in seeded):
-            parts = [seeding.SeededRows(job[0], a, b, job[1]) for job, a, b in seeded if job]
-            inputs = seeding.batch_rows(parts, spec.latent_dim, spec.num_classes)
-            return inputs.z, inputs.labels
-        rows = [t.job.rows(a, b) for t, a, b in live]
-        z = np.concatenate([r[0] for r in rows]) if len(rows) > 1 else rows[0][0]
-        labels: Labels | None = None
-        if spec.conditional:
-            pieces = [r[1] for r in rows if r[1] is not None]
-            labels = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-        return z, labels
 
     # -- life cycle --------------------------------------------------------------------------
 

@@ -142,9 +142,8 @@ class SeededRows:
 def batch_rows(parts: list[SeededRows], latent_dim: int, num_classes: int | None) -> Inputs:
     """The inputs of several requests' rows, in order, built together: each part gets the
     values it gets alone, with one pass of array operations for a whole run instead of one
-    per request (in-process on this 2-core CPU: 50 → 14 µs per one-image request in runs of
-    32, 96 → 81 µs per 16-image request in runs of 16). Labels only when `num_classes` is
-    given."""
+    per request (several times less work per small request: docs/benchmarks.md). Labels only
+    when `num_classes` is given."""
     seeds = np.concatenate([derive_many(p.seed, p.start, p.stop) for p in parts])
     labels: npt.NDArray[np.int64] | None = None
     if num_classes is not None:

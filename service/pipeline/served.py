@@ -19,6 +19,7 @@ from service.models.generator import Generator
 from service.models.loading import LoadedModel, load_model
 from service.models.memory import MB, ImageCost
 from service.pipeline.admission import Admission, DrainRate, MemoryBudget
+from service.pipeline.jobs import Schedule
 from service.pipeline.scheduler import Pipeline
 from service.settings import Settings
 
@@ -53,11 +54,7 @@ def serve(
         rate=rate,
         metrics=metrics,
     )
-    pipeline = Pipeline(
-        gen,
-        admission,
-        rate,
-        metrics,
+    schedule = Schedule(
         slots=gen.slots,
         max_batch=loaded.max_batch,
         max_delay_s=s.max_delay_ms / 1000,
@@ -65,6 +62,7 @@ def serve(
         grace_s=s.deadline_grace_s,
         admission_wait_s=s.admission_wait_ms / 1000,
     )
+    pipeline = Pipeline(gen, admission, rate, metrics, schedule)
     return ServedModel(pipeline, loaded.cost)
 
 

@@ -1,4 +1,4 @@
-"""bench.run_length on a real (tiny) generator: every size measured, the JSON beside."""
+"""python -m bench run-length on a real (tiny) generator: every size measured, the JSON beside."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_every_size_is_timed_alone_and_together_with_its_longest_node(tmp_path: 
     out = tmp_path / "run-length.json"
     command = [*("--model", str(model), "--sizes", "1", "4", "--threads", "2", "--rounds", "2")]
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run_length", *command, "--images", "8", "--out", str(out)],
+        [sys.executable, "-m", "bench", "run-length", *command, "--images", "8", "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -34,7 +34,7 @@ def test_every_size_is_timed_alone_and_together_with_its_longest_node(tmp_path: 
 
 def test_a_missing_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.run_length", "--model", str(tmp_path / "none.onnx")],
+        [sys.executable, "-m", "bench", "run-length", "--model", str(tmp_path / "none.onnx")],
         cwd=REPO,
         capture_output=True,
         text=True,

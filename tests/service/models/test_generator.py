@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 
 from core import contract
-from service.models import generator
+from service.models import files, generator
 from service.models.generator import ModelError
 from tests.support import onnx_models as models
 
@@ -29,11 +29,11 @@ tiny_dcgan = functools.partial(models.dcgan_generator, latent=16, channels=3, ba
 def test_discover_lists_onnx_files_or_the_one_model_path(tmp_path: Path) -> None:
     a = models.mlp_generator(tmp_path / "a.onnx")
     (tmp_path / "notes.txt").write_text("x")
-    assert generator.discover(tmp_path, None) == [a]
-    assert generator.discover(tmp_path / "missing", None) == []
-    assert generator.discover(Path("/nowhere"), a) == [a]
+    assert files.discover(tmp_path, None) == [a]
+    assert files.discover(tmp_path / "missing", None) == []
+    assert files.discover(Path("/nowhere"), a) == [a]
     with pytest.raises(ModelError, match="no such model file"):
-        generator.discover(tmp_path, tmp_path / "missing.onnx")
+        files.discover(tmp_path, tmp_path / "missing.onnx")
 
 
 def test_warmup_sizes_are_powers_of_two_and_max_batch() -> None:

@@ -16,7 +16,7 @@ import pytest
 from onnx import numpy_helper
 
 from service.__main__ import main
-from service.models import generator
+from service.models import files, generator
 from service.models.generator import ModelError
 from tests.service.conftest import Server, poll, settings_for
 from tests.support import onnx_models as models
@@ -24,7 +24,7 @@ from tests.support import onnx_models as models
 
 def refusal(model_dir: Path, model_path: Path | None = None) -> str:
     with pytest.raises(ModelError) as caught:
-        generator.discover(model_dir, model_path)
+        files.discover(model_dir, model_path)
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -61,7 +61,7 @@ def test_a_fifo_named_onnx_is_refused_not_read(good_dir: Path) -> None:
 
 def test_a_symlink_to_a_good_file_is_served(good_dir: Path) -> None:
     (good_dir / "alias.onnx").symlink_to(good_dir / "good.onnx")
-    assert generator.discover(good_dir, None) == [good_dir / "alias.onnx", good_dir / "good.onnx"]
+    assert files.discover(good_dir, None) == [good_dir / "alias.onnx", good_dir / "good.onnx"]
 
 
 def test_a_looping_model_directory_is_named_as_a_loop(tmp_path: Path) -> None:

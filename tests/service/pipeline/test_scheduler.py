@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.pipeline import scheduler as pipeline
+from service.pipeline.slots import SLOT_NICENESS
 from tests.service.conftest import SLOW_RUN_S, Server, poll, seconds_per_run, settings_for
 from tests.support import onnx_models as models
 
@@ -368,7 +368,7 @@ def test_run_slots_run_at_a_lower_cpu_priority_than_the_event_loop(server: Serve
     process_nice = os.getpriority(os.PRIO_PROCESS, 0)
     for slot in slots:
         assert slot.native_id is not None
-        expected = min(process_nice + pipeline.SLOT_NICENESS, 19)
+        expected = min(process_nice + SLOT_NICENESS, 19)
         assert os.getpriority(os.PRIO_PROCESS, slot.native_id) == expected
 
 
