@@ -1,3 +1,3 @@
-"""Benchmarks: training throughput (`train_throughput.py`) and serving against the machine's
-limit and the servers a user would pick instead (`serve_compare.py`); results in
-docs/benchmarks.md."""
+"""Benchmarks of training and serving, and the training ablations: one entry point,
+`python -m bench COMMAND` (bench/__main__.py lists the commands); results and the commands
+that make them in docs/benchmarks.md."""

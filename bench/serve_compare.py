@@ -67,22 +67,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         metavar="FILE",
         help="generator ONNX file every system serves (default: models/fashion-cdcgan.onnx)",
     )
-    run.add_argument(
-        "--systems",
-        nargs="+",
-        choices=list(systems.SYSTEMS),
-        default=list(systems.SYSTEMS),
-        metavar="SYSTEM",
-        help=f"systems in the closed-loop rounds, of {', '.join(systems.SYSTEMS)} (default: all)",
-    )
-    run.add_argument(
-        "--experiments",
-        nargs="+",
-        choices=EXPERIMENTS,
-        default=list(EXPERIMENTS),
-        metavar="PART",
-        help=f"parts to run, of {', '.join(EXPERIMENTS)} (default: all)",
-    )
+    _choice(run, "--systems", list(systems.SYSTEMS), "SYSTEM", "systems in the closed rounds")
+    _choice(run, "--experiments", list(EXPERIMENTS), "PART", "parts to run")
     run.add_argument(
         "--quick",
         action="store_true",
@@ -102,91 +88,46 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         help="JSON path, the Markdown beside it (default: .bench/results/serve-compare-TIME.json)",
     )
     closed = p.add_argument_group("closed-loop rounds (wrk)")
-    closed.add_argument("--rounds", type=int, default=3, metavar="N", help="rounds, order rotated")
-    closed.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds per run")
-    closed.add_argument(
-        "--warmup", type=float, default=3.0, metavar="S", help="unmeasured seconds after a start"
-    )
-    closed.add_argument(
-        "--cell-warmup",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="unmeasured seconds before a run",
-    )
-    closed.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=[1, 8, 32, 128],
-        metavar="C",
-        help="connections",
-    )
-    closed.add_argument(
-        "--n", type=int, nargs="+", default=[1, 16], metavar="N", help="images per request"
-    )
-    closed.add_argument(
-        "--formats",
-        nargs="+",
-        choices=limit.FORMATS,
-        default=list(limit.FORMATS),
-        metavar="FORMAT",
-        help=f"answer formats, of {', '.join(limit.FORMATS)} (default: all; peers: png)",
-    )
+    _number(closed, "--rounds", 3, "N", "rounds, the order of systems rotated")
+    _number(closed, "--duration", 10.0, "S", "seconds per run")
+    _number(closed, "--warmup", 3.0, "S", "unmeasured seconds after a server starts")
+    _number(closed, "--cell-warmup", 1.0, "S", "unmeasured seconds before each run")
+    _number(closed, "--concurrency", [1, 8, 32, 128], "C", "connections")
+    _number(closed, "--n", [1, 16], "N", "images per request (peers: 16)")
+    _choice(closed, "--formats", list(limit.FORMATS), "FORMAT", "answer formats (peers: png)")
     paired = p.add_argument_group("side by side (versus, onoff): pairs of runs, order swapped")
-    paired.add_argument(
-        "--versus-pairs",
-        type=int,
-        default=3,
-        metavar="N",
-        help="pairs per concurrency, gan-serve and its best peer",
-    )
-    paired.add_argument(
-        "--onoff-pairs", type=int, default=4, metavar="N", help="pairs, batching on and off"
-    )
-    loads = p.add_argument_group("open loop and overload")
-    loads.add_argument(
-        "--openloop-step", type=float, default=5.0, metavar="S", help="seconds per rate step"
-    )
-    loads.add_argument(
-        "--openloop-steps", type=int, default=20, metavar="N", help="most rate steps"
-    )
-    loads.add_argument(
-        "--openloop-factor", type=float, default=1.1, metavar="X", help="rate multiplier per step"
-    )
-    loads.add_argument(
-        "--overload-duration", type=float, default=20.0, metavar="S", help="seconds at 4× capacity"
-    )
-    bursts = p.add_argument_group("bursts")
-    bursts.add_argument(
-        "--burst-clients", type=int, default=300, metavar="N", help="requests of n = 1024 at once"
-    )
-    bursts.add_argument(
-        "--disconnect-clients",
-        type=int,
-        default=200,
-        metavar="N",
-        help="clients of n = 1024 that hang up after 50 ms",
-    )
-    bursts.add_argument(
-        "--disconnect-trials",
-        type=int,
-        default=5,
-        metavar="N",
-        help="mass hang-ups in a row on one server (where a run stands when they come varies)",
-    )
+    _number(paired, "--versus-pairs", 3, "N", "pairs per concurrency, gan-serve and its best peer")
+    _number(paired, "--onoff-pairs", 4, "N", "pairs, batching on and off")
+    loads = p.add_argument_group("open loop and overload (gan-serve alone)")
+    _number(loads, "--openloop-step", 5.0, "S", "seconds per arrival-rate step")
+    _number(loads, "--openloop-steps", 20, "N", "most rate steps")
+    _number(loads, "--openloop-factor", 1.1, "X", "rate multiplier per step")
+    _number(loads, "--overload-duration", 20.0, "S", "seconds at 4× capacity")
+    bursts = p.add_argument_group("bursts (gan-serve alone)")
+    _number(bursts, "--burst-clients", 300, "N", "requests of n = 1024 sent at once")
+    _number(bursts, "--disconnect-clients", 200, "N", "clients of n = 1024 gone after 50 ms")
+    _number(bursts, "--disconnect-trials", 5, "N", "mass hang-ups in a row on one server")
     quiet = p.add_argument_group("a quiet machine before each measured run")
-    quiet.add_argument(
-        "--quiet-cores",
-        type=float,
-        default=0.25,
-        metavar="CORES",
-        help="a run starts when others use at most this many cores",
-    )
-    quiet.add_argument(
-        "--quiet-wait", type=float, default=120.0, metavar="S", help="longest wait, seconds"
-    )
+    _number(quiet, "--quiet-cores", 0.25, "CORES", "at most this many cores used by others")
+    _number(quiet, "--quiet-wait", 120.0, "S", "longest wait for that, seconds")
     return p
+
+
+def _number(group: Any, flag: str, default: float | list[int], metavar: str, text: str) -> None:
+    """A numeric flag whose type (and, for a list, nargs="+") its default gives."""
+    many = isinstance(default, list)
+    kind = type(default[0] if isinstance(default, list) else default)
+    group.add_argument(
+        flag, type=kind, nargs="+" if many else None, default=default, metavar=metavar, help=text
+    )
+
+
+def _choice(group: Any, flag: str, names: list[str], metavar: str, text: str) -> None:
+    """One or more of `names`, all of them by default."""
+    help_text = f"{text}, of {', '.join(names)} (default: all)"
+    group.add_argument(
+        flag, nargs="+", choices=names, default=list(names), metavar=metavar, help=help_text
+    )
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

@@ -36,17 +36,27 @@ from service.http.lifecycle import RequestLifecycle
 from service.metrics import Metrics
 from service.settings import Settings
 from service.state import ServiceState
+from service.workers.collector import WorkerCollector
+from service.workers.shared import Seat
 
 
 def create_app(
-    settings: Settings | None = None, specs: Sequence[GeneratorSpec] | None = None
+    settings: Settings | None = None,
+    specs: Sequence[GeneratorSpec] | None = None,
+    seat: Seat | None = None,
 ) -> FastAPI:
     """Build one service instance; `settings` default to the environment (`GAN_*`); `specs`
-    are the model files as gan-serve read them before starting (else read at load)."""
+    are the model files as gan-serve read them before starting (else read at load); `seat`
+    is this process's place among several workers (`service.workers`), None when alone."""
     settings = settings if settings is not None else Settings()
-    metrics = Metrics(settings.latency_buckets, settings.max_batch)
-    state = ServiceState(settings, metrics, specs)
-    access = Access(settings, metrics)
+    metrics = Metrics(settings.latency_buckets, settings.max_batch, multiprocess=seat is not None)
+    if seat is None:
+        state = ServiceState(settings, metrics, specs)
+        access = Access(settings, metrics)
+    else:
+        metrics.add_collector(WorkerCollector(seat.shared))
+        state = ServiceState(settings, metrics, specs, peers=seat, cores=seat.cores)
+        access = Access(settings, metrics, shared=seat.shared)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -2,6 +2,12 @@
 
 Names and labels are a contract (docs/service.md); labels take only bounded values: model
 names, route templates, status codes, formats and rejection reasons.
+
+With several worker processes (`GAN_WORKERS`), each writes its values into prometheus-client's
+multiprocess directory and one scrape of any worker reads them all (`exposition`): counters
+and histograms summed over the processes, gauges summed over the live ones (the ready gauge:
+the least of them), with the service-wide collectors added (`add_collector`) in place of the
+one process's own.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 REJECT_REASONS = ("overload", "timeout", "cancelled")
 AUTH_REJECT_REASONS = ("unauthorized", "rate_limited")
@@ -44,11 +53,16 @@ class ModelMetrics:
 
 
 class Metrics:
-    def __init__(self, latency_buckets: Sequence[float], max_batch: int) -> None:
+    def __init__(
+        self, latency_buckets: Sequence[float], max_batch: int, multiprocess: bool = False
+    ) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess = multiprocess
+        self._service_collectors: list[Collector] = []
         r, buckets = self.registry, tuple(latency_buckets)
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        if not multiprocess:  # one process's own: with several, `add_collector` sums them
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self.requests = Counter(
             "gan_requests", "HTTP requests answered.", ["route", "status"], registry=r
         )
@@ -87,23 +101,32 @@ class Metrics:
             buckets=buckets,
             registry=r,
         )
-        self.queue_depth = Gauge("gan_queue_depth", "Images waiting to run.", ["model"], registry=r)
+        self.queue_depth = Gauge(
+            "gan_queue_depth",
+            "Images waiting to run.",
+            ["model"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.admitted_images = Gauge(
             "gan_admitted_images",
             "Images held by admitted requests, from admission to their last byte sent.",
             ["model"],
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.admission_waiting = Gauge(
             "gan_admission_waiting_requests",
             "Requests waiting for room to be admitted (GAN_ADMISSION_WAIT_MS), in arrival order.",
             ["model"],
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.runs_in_progress = Gauge(
             "gan_runs_in_progress",
             "Run slots busy (building inputs, in onnxruntime or encoding).",
             ["model"],
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.images_generated = Counter(
@@ -119,15 +142,19 @@ class Metrics:
             "gan_model_info",
             "Served models (always 1).",
             ["model", "sha256", "provider"],
+            multiprocess_mode="livemax",
             registry=r,
         )
         self.provider_fallback = Gauge(
             "gan_provider_fallback",
             "1 when the model runs on a later provider than the first one asked for.",
             ["model"],
+            multiprocess_mode="livemax",
             registry=r,
         )
-        self.ready = Gauge("gan_ready", "1 when /readyz answers 200.", registry=r)
+        self.ready = Gauge(
+            "gan_ready", "1 when /readyz answers 200.", multiprocess_mode="livemin", registry=r
+        )
         self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works
@@ -141,6 +168,20 @@ class Metrics:
         )
         for reason in AUTH_REJECT_REASONS:
             self.auth_rejected.labels(reason=reason)
+
+    def add_collector(self, collector: Collector) -> None:
+        """A collector of the whole service, for the multiprocess scrape."""
+        self._service_collectors.append(collector)
+
+    def exposition(self) -> bytes:
+        """The scrape: this registry, or with several workers every worker's values."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        for collector in self._service_collectors:
+            merged.register(collector)
+        return generate_latest(merged)
 
     def add_model(self, model: str, sha256: str, provider: str, fallback: bool) -> None:
         self.model_info.labels(model=model, sha256=sha256, provider=provider).set(1)

@@ -7,10 +7,11 @@ environment) and passed down explicitly; nothing else in `service/` reads the en
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The repository's models/ folder, next to the service package (an editable or source
@@ -42,6 +43,17 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
 
 def _default_providers() -> list[Provider]:
     return ["auto"]
+
+
+def _auto_or_int(value: object) -> object:
+    """GAN_WORKERS: `auto`, or a whole number of at least 1 (text from the environment)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and value < 1:
+        raise ValueError("give auto or a number of worker processes of at least 1")
+    return value
 
 
 def _split_csv(value: object) -> object:
@@ -118,6 +130,12 @@ class Settings(BaseSettings):
         description="Deprecated and ignored: inputs are built and responses encoded in the "
         "run slots.",
     )
+    # -- processes: HTTP workers on one port (service/workers/) -------------------------------
+    workers: Annotated[int | Literal["auto"], BeforeValidator(_auto_or_int)] = Field(
+        default=1,
+        description="HTTP worker processes on the one port, each with its own engine; the "
+        "queue, memory budget and cores are split among them (auto: one per usable core).",
+    )
     # -- the request pipeline: run slots, memory budget, deadline grace ----------------------
     run_slots: int = Field(
         default=0,
@@ -168,6 +186,15 @@ class Settings(BaseSettings):
         default=16384, ge=1024, description="Largest request head (request line and headers)."
     )
     max_body_bytes: int = Field(default=65536, ge=0, description="Largest request body.")
+    # -- TLS without a proxy (uvicorn's ssl_certfile / ssl_keyfile) --------------------------
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; needs tls_key_file. Plain "
+        "HTTP is then refused on the port.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of tls_cert_file; needs tls_cert_file."
+    )
 
     # -- access control (service/http/access.py); keys never in the repr, the log or a response
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
@@ -227,6 +254,17 @@ class Settings(BaseSettings):
         return tuple(dict.fromkeys(keys))
 
     @model_validator(mode="after")
+    def _tls_is_coherent(self) -> Settings:
+        cert, key = self.tls_cert_file, self.tls_key_file
+        if (cert is None) != (key is None):
+            raise ValueError(
+                "GAN_TLS_CERT_FILE and GAN_TLS_KEY_FILE go together: set both or neither"
+            )
+        if cert is not None and key is not None:
+            check_tls_files(cert, key)
+        return self
+
+    @model_validator(mode="after")
     def _access_control_is_coherent(self) -> Settings:
         if self.api_keys_file is not None:
             read_key_file(self.api_keys_file)  # unreadable or empty: refuse at start
@@ -251,3 +289,15 @@ def read_key_file(path: Path) -> list[str]:
     if not keys:
         raise ValueError(f"the API key file {path} holds no key")
     return keys
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """Load the certificate and its key as the server will: unreadable, not PEM, or a key
+    of another certificate is refused at start."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ValueError(
+            f"cannot load the TLS certificate {cert} with the key {key}: {reason}"
+        ) from exc

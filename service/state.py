@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Protocol
 
 from core.contract import GeneratorSpec, ModelError
 from service.errors import Draining, NotReady
@@ -21,6 +22,15 @@ from service.pipeline.served import Catalog, ServedModel
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+
+class Peers(Protocol):
+    """This process's place among the service's worker processes (`service.workers`)."""
+
+    @property
+    def workers(self) -> int: ...
+    def mark_ready(self, ready: bool) -> None: ...
+    def ready_count(self) -> int: ...
 
 
 class Status(StrEnum):
@@ -34,12 +44,18 @@ class ServiceState:
     """Readiness and drain of one app instance; created by the factory, run by the lifespan."""
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, specs: Sequence[GeneratorSpec] | None = None
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        specs: Sequence[GeneratorSpec] | None = None,
+        peers: Peers | None = None,
+        cores: int | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.specs = list(specs) if specs is not None else None  # read by gan-serve at start
-        self.catalog = Catalog(settings, metrics)
+        self.peers = peers
+        self.catalog = Catalog(settings, metrics, cores)
         self.status = Status.STARTING
         self.reason = "loading models"
         self._drain_deadline: float | None = None
@@ -49,6 +65,17 @@ class ServiceState:
     def set_status(self, status: Status, reason: str = "") -> None:
         self.status, self.reason = status, reason
         self.metrics.ready.set(1 if status is Status.READY else 0)
+        if self.peers is not None:
+            self.peers.mark_ready(status is Status.READY)
+
+    def readiness(self) -> tuple[Status, str]:
+        """What /readyz says: this process's status, unless another worker is not ready."""
+        peers = self.peers
+        if self.status is Status.READY and peers is not None:
+            ready = peers.ready_count()
+            if ready < peers.workers:
+                return Status.STARTING, f"{ready} of {peers.workers} workers ready"
+        return self.status, self.reason
 
     @property
     def draining(self) -> bool:

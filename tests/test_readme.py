@@ -60,3 +60,24 @@ def test_readme_gpu_step_swaps_onnxruntime_for_the_gpu_build() -> None:
 def test_readme_shows_the_gallery_screenshot() -> None:
     assert "](docs/gallery.png)" in README
     assert (REPO / "docs" / "gallery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_starts_with_its_install_line_and_the_cpu_build_the_test_script_uses() -> None:
+    training = README[README.index("## Training") :]
+    assert _code_blocks(training)[0] == "pip install -e '.[train]'\n"
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    torch = next(r for r in extra["train"] if re.match(r"torch\b", r))
+    index = re.search(r"cpu_index=(\S+)", (REPO / "scripts" / "test.sh").read_text())
+    assert index is not None
+    cpu = f"pip install --index-url {index.group(1)} '{torch}' && pip install -e '.[train]'"
+    assert cpu in _code_blocks(training)[1]
+
+
+def test_the_test_command_section_says_what_it_leaves_and_how_to_keep_it() -> None:
+    section = README[README.index("scripts/test.sh\n") : README.index("Then ask for samples")]
+    script = (REPO / "scripts" / "test.sh").read_text()
+    for image in ("ganserve:e2e", "ganserve-base:bookworm", "ganserve-prometheus:debian"):
+        assert image in section
+        assert image in (REPO / "deploy" / "e2e" / "docker-leftovers.sh").read_text()
+    assert "--keep" in section and "= --keep ]" in script
+    assert re.search(r"about [\d.]+ GB", section)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.http.errors import error_body
 from service.state import ServiceState
@@ -78,18 +78,22 @@ def create_status_router() -> APIRouter:
 
     @router.get("/readyz", responses={503: {"description": "starting, draining or failed"}})
     async def readyz(state: State) -> JSONResponse:
-        """Readiness: 200 once every model is loaded and warmed, 503 otherwise."""
+        """Readiness: 200 once every model is loaded and warmed (in every worker process),
+        503 otherwise."""
         models = sorted(state.catalog.models.items())
         providers = {name: m.generator.provider for name, m in models}
-        body: dict[str, Any] = {"status": state.status.value, "models": providers}
-        if state.status.value == "ready":
+        status, reason = state.readiness()
+        body: dict[str, Any] = {"status": status.value, "models": providers}
+        if state.peers is not None:
+            body["workers"] = {"ready": state.peers.ready_count(), "total": state.peers.workers}
+        if status.value == "ready":
             return JSONResponse(body)
-        body["reason"] = state.reason
-        body.update(error_body("not_ready", f"{state.status.value}: {state.reason}"))
+        body["reason"] = reason
+        body.update(error_body("not_ready", f"{status.value}: {reason}"))
         return JSONResponse(body, status_code=503)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(state: State) -> Response:
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -29,6 +29,8 @@ from core.contract import U8Images, grid
 from service.encoding.png import encode_png
 from service.errors import NotAcceptable
 
+_MAX_ECHO = 40  # characters of the Accept header quoted back in a 406 (as labels are)
+
 Format = Literal["json", "png", "npy"]
 MEDIA_TYPES: dict[Format, str] = {
     "json": "application/json",
@@ -94,8 +96,9 @@ def negotiate(fmt: Format | None, accept: str | None) -> Format:
     for _, _, media in sorted(ranked):
         if media in _ACCEPT:
             return _ACCEPT[media]
+    shown = accept if len(accept) <= _MAX_ECHO else f"{accept[:_MAX_ECHO]}…"
     raise NotAcceptable(
-        f"cannot produce any of Accept: {accept}; use format=json|png|npy "
+        f"cannot produce any of Accept: {shown}; use format=json|png|npy "
         f"({', '.join(MEDIA_TYPES.values())})",
         field="format",
     )

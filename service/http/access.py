@@ -21,15 +21,18 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import RateLimited
 from service.http.edge import has_body
-from service.http.errors import send_error
+from service.http.errors import error_body, send_error
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -85,16 +88,29 @@ class Bucket:
     updated: float
 
 
-class RateLimiter:
-    """One token bucket of `burst` images per key, refilled at `rate` images per second."""
+class SharedBuckets(Protocol):
+    """Buckets kept for every worker process of the service (`service.workers.shared`)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def take(
+        self, key: int, images: int, now: float, rate: float, burst: int, at_least: int = 0
+    ) -> float: ...
+
+
+class RateLimiter:
+    """One token bucket of `burst` images per key, refilled at `rate` images per second; in
+    `shared` buckets when the service has several worker processes (a key's rate is the
+    service's)."""
+
+    def __init__(self, rate: float, burst: int, shared: SharedBuckets | None = None) -> None:
         self.rate, self.burst = rate, burst
+        self.shared = shared
         self._buckets: dict[int, Bucket] = {}  # by key index: bounded by the configured keys
 
     def take(self, key: int, images: int, now: float, at_least: int = 0) -> float:
         """Take `images` tokens and return 0, or return the seconds until they would be there;
         `at_least` more must be there, untaken (a check before the cost is known)."""
+        if self.shared is not None:
+            return self.shared.take(key, images, now, self.rate, self.burst, at_least)
         bucket = self._buckets.setdefault(key, Bucket(float(self.burst), now))
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
@@ -108,13 +124,15 @@ class RateLimiter:
 class Access:
     """The keys and the rate limit of one service: who may call, and what it may spend."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, shared: SharedBuckets | None = None
+    ) -> None:
         self.keys = KeyRing(settings.api_key_values())
         self.metrics = metrics
         self.protected = PROTECTED + (("/metrics",) if settings.metrics_auth else ())
         rate = settings.rate_limit_images_per_s
         burst = settings.rate_limit_burst or settings.max_samples
-        self.limiter = RateLimiter(rate, burst) if rate > 0 else None
+        self.limiter = RateLimiter(rate, burst, shared) if rate > 0 else None
 
     def charge(self, scope: Scope, images: int) -> None:
         """Take `images` from the bucket of the request's key, or raise RateLimited. Called by
@@ -177,13 +195,29 @@ class AccessControl:
         await self.app(scope, receive, send)
 
 
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight in the service's JSON error shape (Starlette
+    answers it `text/plain` "Disallowed CORS origin")."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode()
+        message = reason[:1].lower() + reason[1:]  # "disallowed CORS origin, method"
+        kept = {
+            k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")
+        }
+        return JSONResponse(error_body("bad_request", message), response.status_code, kept)
+
+
 def install_access_control(app: FastAPI, settings: Settings, access: Access) -> None:
     """Add the key check and, if origins are configured, CORS (outside it: preflights carry no
     key). Call before the middleware that must see every request (metrics)."""
     app.add_middleware(AccessControl, access=access)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            Cors,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],

@@ -3,8 +3,9 @@
 - `ProtocolChecks`: what the HTTP parsers let through but the service refuses with 400 in
   the JSON error shape: an HTTP version other than 1.0 and 1.1 (httptools passes HTTP/0.9,
   h11 any `HTTP/d.d`), an HTTP/1.1 request without exactly one `Host` header (RFC 9112
-  §3.2; httptools passes it), and both `Transfer-Encoding` and `Content-Length` (a smuggling
-  pattern h11 accepts).
+  §3.2; httptools passes it), both `Transfer-Encoding` and `Content-Length` (a smuggling
+  pattern h11 accepts), and transfer codings other than `chunked` alone (httptools passes
+  `gzip, chunked` and `gzip` + `chunked` on two lines, decoding only the chunks).
 
 - `HeadAsGet`: FastAPI routes declared with GET answer HEAD with 405; HTTP says a server
   answers HEAD wherever it answers GET, with the same headers and no body. The request runs
@@ -40,10 +41,18 @@ class ProtocolChecks:
             problem = "an HTTP/1.1 request needs exactly one Host header"
         elif b"transfer-encoding" in names and b"content-length" in names:
             problem = "both Transfer-Encoding and Content-Length"
+        elif b"transfer-encoding" in names and transfer_codings(scope) != [b"chunked"]:
+            problem = "Transfer-Encoding other than chunked alone; the service decodes no other"
         if problem is None:
             await self.app(scope, receive, send)
         else:
             await send_error(send, 400, "bad_request", problem, None, _CLOSE)
+
+
+def transfer_codings(scope: Scope) -> list[bytes]:
+    """The request's transfer codings, in order, from all its Transfer-Encoding lines."""
+    values = b",".join(value for name, value in scope["headers"] if name == b"transfer-encoding")
+    return [coding.strip().lower() for coding in values.split(b",")]
 
 
 class HeadAsGet:

@@ -236,8 +236,11 @@ def usable_cpus() -> int:
     return cores
 
 
-def run_layout(on_gpu: bool, run_slots: int, intra_op_threads: int) -> tuple[int, int]:
-    """(run slots, intra-op threads per run): 0 means auto.
+def run_layout(
+    on_gpu: bool, run_slots: int, intra_op_threads: int, cores: int | None = None
+) -> tuple[int, int]:
+    """(run slots, intra-op threads per run): 0 means auto; `cores` are this process's share
+    of the machine (default: every usable core).
 
     On the CPU, one slot per core with one intra-op thread each: several small runs in
     parallel scale across cores where one run on several threads does not. On a GPU, one slot
@@ -245,7 +248,7 @@ def run_layout(on_gpu: bool, run_slots: int, intra_op_threads: int) -> tuple[int
     """
     if on_gpu:
         return run_slots or 1, intra_op_threads
-    cores = usable_cpus()
+    cores = cores or usable_cpus()
     slots = run_slots or cores
     return slots, intra_op_threads or max(1, cores // slots)
 
@@ -258,6 +261,7 @@ def load(
     io_binding: bool | None = None,
     run_slots: int = 0,
     spec: GeneratorSpec | None = None,
+    cores: int | None = None,
 ) -> Generator:
     """Open an onnxruntime session on `path`, checked against the contract — by `spec`, its
     reading at start-up, when given (the file must not have changed since)."""
@@ -270,7 +274,8 @@ def load(
     # libraries) are left out rather than letting onnxruntime fail loudly; that counts as a
     # fallback, which choose_providers has already explained in one warning.
     choice = choose_providers(providers, ort.get_available_providers())
-    slots, threads = run_layout(choice.names[0] == PROVIDERS["cuda"], run_slots, intra_op_threads)
+    on_gpu = choice.names[0] == PROVIDERS["cuda"]
+    slots, threads = run_layout(on_gpu, run_slots, intra_op_threads, cores)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads

@@ -46,4 +46,13 @@ def test_an_unknown_command_is_refused_with_the_list() -> None:
 def test_no_other_module_of_bench_is_an_entry_point() -> None:
     # The peers' apps (bench/peers/) are started in their own environments, not by a user.
     own = [path for path in (REPO / "bench").glob("*.py") if path.name != "__main__.py"]
-    assert own and not [p.name for p in own if "__main__" in p.read_text()]
+    assert own and not [p.name for p in own if 'if __name__ == "__main__"' in p.read_text()]
+
+
+def test_the_benchmarks_page_lists_every_command() -> None:
+    page = (REPO / "docs" / "benchmarks.md").read_text()
+    table = page.split("## The commands")[1].split("\n## ")[0]
+    listed = {
+        line.split("`")[1].split()[3] for line in table.splitlines() if line.startswith("| `")
+    }
+    assert listed == set(cli.COMMANDS)

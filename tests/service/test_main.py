@@ -5,7 +5,12 @@ real subprocess."""
 from __future__ import annotations
 
 import signal
+import socket
+import ssl
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -13,7 +18,9 @@ import pytest
 
 from service.__main__ import main
 from tests.support import onnx_models as models
-from tests.support.gan_serve import gan_serve, poll
+from tests.support.gan_serve import environment, gan_serve, poll
+from tests.support.ports import free_port
+from tests.support.processes import stopping
 
 
 def one_line(text: str) -> str:
@@ -123,3 +130,94 @@ def test_ctrl_c_drains_and_exits_without_a_traceback(
     # One Ctrl-C is a drain like SIGTERM: exit status 0. A second one may land while the
     # shutdown is still under way, which then ends as an interrupted process would (130).
     assert code == 0 if presses == 1 else code in (0, 130)
+
+
+# -- TLS without a proxy -------------------------------------------------------------------------
+
+
+def self_signed(where: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made now by the system's openssl."""
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-nodes", "-days", "1", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", str(key), "-out", str(cert)),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_serves_https_and_refuses_plain_http(tmp_path: Path, model_dir: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    env = {
+        "GAN_MODEL_DIR": str(model_dir),
+        "GAN_PROVIDERS": "cpu",
+        "GAN_INTRA_OP_THREADS": "1",
+        "GAN_TLS_CERT_FILE": str(cert),
+        "GAN_TLS_KEY_FILE": str(key),
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    log_path = tmp_path / "server.log"
+    trust = ssl.create_default_context(cafile=str(cert))
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=environment(env), stdout=log, stderr=log)
+        with stopping(process, timeout_s=30), httpx.Client(verify=trust, timeout=10) as https:
+
+            def ready() -> bool:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    return https.get(f"https://127.0.0.1:{port}/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            poll(ready, timeout=60)
+            samples = https.post(f"https://127.0.0.1:{port}/samples", params={"n": 2})
+            assert samples.status_code == 200 and len(samples.json()["images"]) == 2
+            for _ in range(3):  # plain HTTP on the TLS port: no answer, the connection closes
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                    received = b""
+                    with suppress(ConnectionResetError):
+                        while chunk := sock.recv(65536):
+                            received += chunk
+                assert not received.startswith(b"HTTP/"), received[:100]
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert https.get(f"https://127.0.0.1:{port}/healthz").status_code == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+    output = log_path.read_text()
+    assert "Traceback" not in output, output
+    assert f"https://127.0.0.1:{port}" in output, output
+
+
+@pytest.mark.parametrize("given", ["GAN_TLS_CERT_FILE", "GAN_TLS_KEY_FILE"])
+def test_tls_needs_both_files_or_neither(
+    given: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv(given, str(cert if given == "GAN_TLS_CERT_FILE" else key))
+    assert main([]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "GAN_TLS_CERT_FILE" in line and "GAN_TLS_KEY_FILE" in line, line
+
+
+def test_a_tls_key_that_does_not_fit_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, _ = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    _, other_key = self_signed(tmp_path / "other")
+    monkeypatch.setenv("GAN_TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("GAN_TLS_KEY_FILE", str(other_key))
+    assert main([]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "TLS" in line and str(cert) in line, line

@@ -205,6 +205,33 @@ def test_a_key_with_an_empty_bucket_is_refused_before_its_body_is_read(
     assert head.startswith(b"HTTP/1.1 429"), head[:100]  # no "100 Continue" first
 
 
+def test_expect_100_continue_without_a_key_gets_401_and_no_100_continue(keyed: Server) -> None:
+    with socket.create_connection(keyed.address, timeout=10) as sock:
+        sock.sendall(
+            b"POST /samples?n=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 8\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:100]  # the first line: no 100 first
+    assert b"100 Continue" not in answer
+
+
+def test_a_refused_cors_preflight_is_json(serve: Callable[..., Server], model_dir: Path) -> None:
+    server = serve(settings_for(model_dir, cors_origins="http://a.example"))
+    refused = server.client.options(
+        "/samples",
+        headers={"Origin": "http://b.example", "Access-Control-Request-Method": "PUT"},
+    )
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.json() == {
+        "error": {"code": "bad_request", "message": "disallowed CORS origin, method", "field": None}
+    }
+    assert "access-control-allow-origin" not in refused.headers
+
+
 def test_the_openapi_schema_declares_the_key_schemes(keyed: Server) -> None:
     schema = keyed.client.get("/openapi.json").json()
     assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}

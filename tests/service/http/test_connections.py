@@ -18,6 +18,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service.http.connections import FD_RESERVE
 from tests.service.conftest import Server, poll, settings_for
@@ -218,3 +219,69 @@ def test_accept_errors_out_of_file_descriptors_reach_the_log_once_per_interval(
     text = log.read_text()
     assert text.count("socket.accept() out of system resource") == 1, text[-3000:]
     assert len(text.splitlines()) < 200
+
+
+# -- held connections of every kind never lock out a probe -------------------------------------
+
+HELD_KINDS = {
+    "slow-head": b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: a",
+    "slow-body": b"POST /samples?n=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nx",
+    "idle": b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",  # answered, then kept alive
+    "silent": b"",
+}
+
+
+def hold(server: Server, kind: str) -> socket.socket:
+    """A connection of `kind`, once the server has it and has read what it sent."""
+    sock = connect(server)
+    if HELD_KINDS[kind]:
+        sock.sendall(HELD_KINDS[kind])
+    if kind == "idle":
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    port = sock.getsockname()[1]
+
+    def seen() -> bool:
+        mine = [c for c in guarded(server).live if c.client and c.client[1] == port]
+        return bool(mine) and (kind == "silent" or not mine[0].silent)
+
+    poll(seen)
+    return sock
+
+
+@pytest.mark.parametrize("kind", [*HELD_KINDS, "mixed"])
+def test_healthz_answers_within_100_ms_while_every_slot_is_held(
+    serve: Callable[..., Server], model_dir: Path, kind: str
+) -> None:
+    cap = 10
+    server = serve(
+        settings_for(model_dir, max_connections=cap, read_timeout_s=8, keep_alive_timeout_s=8)
+    )
+    server.client.close()  # the fixture's own keep-alive connection is not one of the held
+    kinds = list(HELD_KINDS) if kind == "mixed" else [kind]
+    with ExitStack() as stack:
+        opened = 0
+        for probe in range(5):
+            while len(guarded(server).live) < cap:  # every slot held, again before each probe
+                stack.enter_context(hold(server, kinds[opened % len(kinds)]))
+                opened += 1
+            started = time.perf_counter()
+            with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                answer = fresh.get("/healthz")
+            elapsed = time.perf_counter() - started
+            assert answer.status_code == 200, (probe, answer.text)
+            assert elapsed < 0.1, f"probe {probe}: {elapsed * 1000:.0f} ms"
+
+
+def test_slow_bodies_beyond_the_cap_are_answered_503_to_make_room(
+    serve: Callable[..., Server], model_dir: Path
+) -> None:
+    cap = 10
+    server = serve(settings_for(model_dir, max_connections=cap, read_timeout_s=8))
+    server.client.close()
+    with ExitStack() as stack:
+        held = [stack.enter_context(hold(server, "slow-body")) for _ in range(cap + 2)]
+        # the two oldest made room for the last two: a 503 that says why, then the close
+        for sock in held[:2]:
+            answer = read_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 503") and b'"overloaded"' in answer, answer
+        assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200

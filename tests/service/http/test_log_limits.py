@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
-from service.http.log_limits import RepeatFilter, limit_event_loop_errors
+from service.http.log_limits import (
+    PROTOCOL_WARNINGS,
+    RepeatFilter,
+    limit_event_loop_errors,
+    limit_protocol_warnings,
+)
+from tests.service.conftest import Server, settings_for
 
 
 def record(message: str, level: int = logging.ERROR) -> logging.LogRecord:
@@ -49,3 +59,49 @@ def test_memory_stays_bounded_with_many_kinds() -> None:
     for index in range(200):
         repeat.filter(record(f"error kind {'x' * index}"))
     assert len(repeat._kinds) <= 64
+
+
+# -- uvicorn's per-request warnings, on a real server ------------------------------------------
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_uvicorns_per_request_warnings_reach_the_log_once_per_interval(
+    serve: Callable[..., Server], model_dir: Path
+) -> None:
+    server = serve(settings_for(model_dir))
+    collect = Collect()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(collect)
+    try:
+        for _ in range(20):
+            for request in (
+                b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",  # malformed
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"h" * 20_000 + b"\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\n\r\n",  # a WebSocket gan-serve does not serve
+            ):
+                with socket.create_connection(server.address, timeout=10) as sock:
+                    sock.sendall(request)
+                    assert sock.recv(65536)  # answered (400, 431, 200)
+        assert server.client.get("/healthz").status_code == 200
+    finally:
+        logger.removeHandler(collect)
+    kinds = Counter(record.getMessage().split("\n")[0][:40] for record in collect.records)
+    assert max(kinds.values(), default=0) <= 1, kinds  # unlimited: 20 of each kind
+
+
+def test_other_uvicorn_errors_are_never_held_back() -> None:
+    repeat = RepeatFilter(interval_s=60, only=PROTOCOL_WARNINGS)
+    trace = record("Exception in ASGI application\n", logging.ERROR)
+    assert all(repeat.filter(trace) for _ in range(5))
+    assert repeat.filter(record("Invalid HTTP request received.", logging.WARNING))
+    assert not repeat.filter(record("Invalid HTTP request received.", logging.WARNING))
+    assert limit_protocol_warnings() is limit_protocol_warnings()  # installed once

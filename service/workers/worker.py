@@ -1,0 +1,76 @@
+"""One worker process of a several-worker `gan-serve`: started by the supervisor, never by hand.
+
+    python -m service.workers.worker     # GANSERVE_WORKER_INDEX, GANSERVE_WORKER_STATE set
+
+It reads the same `GAN_*` settings as the supervisor (the service's totals) and serves its
+share of them (`share`) on its own `SO_REUSEPORT` socket of the service's port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from core import contract
+from service import serving
+from service.app import create_app
+from service.models import files
+from service.models.generator import usable_cpus
+from service.settings import Settings
+from service.workers.shared import Seat, SharedState
+from service.workers.supervisor import INDEX_ENV, STATE_ENV
+
+_BACKLOG = 2048  # uvicorn's own default
+
+
+def part(total: int, index: int, workers: int) -> int:
+    """Worker `index`'s part of `total` split as evenly as whole numbers allow (the parts add
+    up to `total`)."""
+    return total // workers + (1 if index < total % workers else 0)
+
+
+def share(settings: Settings, index: int, workers: int, cores: int) -> tuple[Settings, int]:
+    """Worker `index`'s settings and cores: its part of the queue, the memory budget and the
+    cores, so that the service as a whole keeps the limits it was given (at least one of
+    each)."""
+    mine = settings.model_copy(
+        update={
+            "max_queue": max(1, part(settings.max_queue, index, workers)),
+            "memory_budget_mb": max(1, part(settings.memory_budget_mb, index, workers)),
+        }
+    )
+    return mine, max(1, part(cores, index, workers))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """This worker's own socket of the one port (the kernel spreads connections across)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main() -> int:
+    index = int(os.environ[INDEX_ENV])
+    shared = SharedState.attach(Path(os.environ[STATE_ENV]))
+    shared.set_pid(index, os.getpid())
+    total = Settings()
+    logging.basicConfig(
+        level=total.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s worker {index} %(name)s: %(message)s",
+    )
+    settings, cores = share(total, index, shared.workers, usable_cpus())
+    specs = contract.check_all(files.discover(settings.model_dir, settings.model_path))
+    app = create_app(settings, specs, Seat(shared, index, cores))
+    return serving.run(app, settings, [listening_socket(settings.host, settings.port)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
