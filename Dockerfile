@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GAN_MODEL_DIR=/opt/ganserve/models \
-    GAN_PROVIDERS=cpu
+    GAN_PROVIDERS=cpu \
+    GAN_WORKERS=auto
 USER 10001:10001
 WORKDIR /opt/ganserve
 EXPOSE 8000
@@ -83,7 +84,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GAN_MODEL_DIR=/opt/ganserve/models \
-    GAN_PROVIDERS=cuda,cpu
+    GAN_PROVIDERS=cuda,cpu \
+    GAN_WORKERS=auto
 USER 10001:10001
 WORKDIR /opt/ganserve
 EXPOSE 8000

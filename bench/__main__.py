@@ -20,6 +20,7 @@ from pathlib import Path
 # command -> the module that runs it, in the order `--help` lists them
 COMMANDS: dict[str, str] = {
     "serve-compare": "bench.serve_compare",
+    "workers": "bench.workers",
     "report": "bench.report",
     "server-view": "bench.server_view",
     "run-length": "bench.run_length",

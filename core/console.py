@@ -1,12 +1,15 @@
 """How every console script (gan-train, gan-export, gan-evaluate, gan-serve) reports a user
 error: one line `PROG: error: MESSAGE` on stderr and exit status 2, never a traceback or a
-usage dump. Lives in the service package because that is the one every install has.
+usage dump; and how one that needs an optional extra says so (`require`). Lives in the
+neutral core because every install has it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+from collections.abc import Mapping
 from typing import NoReturn
 
 EXIT_USAGE = 2
@@ -28,3 +31,11 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, message)
+
+
+def require(prog: str, work: str, modules: Mapping[str, str], install: str) -> None:
+    """Exit with one line naming what to install when one of `modules` (module -> the name
+    people know it by) is missing, instead of the traceback of the first import needing it."""
+    for module, name in modules.items():
+        if importlib.util.find_spec(module) is None:
+            fail(prog, f"{work} needs {name}: {install}")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.console import OneLineParser
+from core.console import OneLineParser, require
 from core.datasets import DATASETS, DataError, load_dataset, to_unit_range
 from evaluation.feature_net import DEFAULT_PATH, INPUT, OUTPUTS
 
@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 without writing if test accuracy is lower",
     )
     args = parser.parse_args(argv)
+    require(
+        parser.prog,
+        "retraining the evaluator",
+        {"torch": "PyTorch"},
+        "pip install -e '.[train]' (CPU machines: see README, \"Training\")",
+    )
     if args.epochs < 1 or args.threads < 1:
         parser.error("--epochs and --threads must be at least 1")
     try:

@@ -13,7 +13,6 @@ repository's `models/`"). README.md's two tables are copies of docs/service.md's
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,11 +103,7 @@ def settings_rows(old: dict[str, Row]) -> list[Row]:
 def _metric_objects() -> list[MetricWrapperBase]:
     """The metrics one app instance registers, built from the settings' defaults."""
     defaults = Settings.model_construct()  # defaults only: the environment plays no part
-    wanted = inspect.signature(Metrics).parameters
-    if "settings" in wanted:
-        metrics = Metrics(settings=defaults)  # type: ignore[call-arg]
-    else:
-        metrics = Metrics(**{name: getattr(defaults, name) for name in wanted})
+    metrics = Metrics(defaults.latency_buckets, defaults.max_batch)
     return [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
 
 

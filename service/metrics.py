@@ -155,6 +155,19 @@ class Metrics:
         self.ready = Gauge(
             "gan_ready", "1 when /readyz answers 200.", multiprocess_mode="livemin", registry=r
         )
+        self.workers_ready = Gauge(
+            "gan_workers_ready",
+            "Worker processes ready to serve.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        if not multiprocess:  # with several workers, service.workers.collector reports these
+            Gauge("gan_workers", "Worker processes the service runs.", registry=r).set(1)
+            Counter(
+                "gan_process_restarts",
+                "Worker processes started again after they ended unasked.",
+                registry=r,
+            )
         self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works

@@ -65,6 +65,7 @@ class ServiceState:
     def set_status(self, status: Status, reason: str = "") -> None:
         self.status, self.reason = status, reason
         self.metrics.ready.set(1 if status is Status.READY else 0)
+        self.metrics.workers_ready.set(1 if status is Status.READY else 0)
         if self.peers is not None:
             self.peers.mark_ready(status is Status.READY)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-from core.console import OneLineParser, fail
+from core.console import OneLineParser, fail, require
 from core.datasets import TRAIN_DATASETS, DataError
 from core.folder import IMAGE_SIZES
 from training.config import (
@@ -42,11 +41,8 @@ INSTALL_TRAIN_EXTRA = "pip install -e '.[train]' (CPU machines: see README, \"Tr
 
 
 def require_train_extra(prog: str, work: str) -> None:
-    """Exit with one line naming the extra to install when a module of it is missing, instead
-    of the ModuleNotFoundError traceback of the first import that needs it."""
-    for module, name in TRAIN_EXTRA_MODULES.items():
-        if importlib.util.find_spec(module) is None:
-            fail(prog, f"{work} needs {name}: {INSTALL_TRAIN_EXTRA}")
+    """One line and exit 2 where the `train` extra is not installed."""
+    require(prog, work, TRAIN_EXTRA_MODULES, INSTALL_TRAIN_EXTRA)
 
 
 def _positive(kind: type[int] | type[float], minimum: float = 1) -> object:

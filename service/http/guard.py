@@ -102,7 +102,7 @@ class Guard(Lingering):
         self.live[self] = None
         self.evictable[self] = None
         self.arm_read_timer()
-        if len(self.live) + len(self.closing) > self.limits.max_connections:
+        if self.over_cap():
             self.make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:

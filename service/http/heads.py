@@ -32,7 +32,7 @@ from service.http.guard import Guard
 # Bytes given to the parser at a time: what it holds of an unreported header line.
 READ_SLICE = 4096
 # Parsed requests that may wait on a connection behind the one being answered.
-MAX_PIPELINED = 16
+MAX_PIPELINED = 2
 # The request line's bytes besides its method and target, and the blank line's.
 _FRAMING = len("  HTTP/1.1\r\n") + len("\r\n")
 

@@ -17,3 +17,13 @@ def test_gan_evaluate_runs_without_torch(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "real vs real" in done.stdout
     assert set(json.loads(out.read_text())["rows"]) == {"model", "real", "untrained"}
+
+
+def test_retraining_the_evaluator_without_torch_names_the_extra_in_one_line() -> None:
+    prog = "python -m evaluation.train_feature_net"
+    done = run_without(["torch"], prog, [], entry="evaluation.train_feature_net:main")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"{prog}: error: retraining the evaluator needs PyTorch: pip install -e '.[train]' "
+        '(CPU machines: see README, "Training")\n',
+    )

@@ -53,11 +53,16 @@ def console_scripts() -> dict[str, str]:
 
 
 def run_without(
-    hidden: Sequence[str], script: str, argv: Sequence[str], timeout_s: float = 600
+    hidden: Sequence[str],
+    script: str,
+    argv: Sequence[str],
+    timeout_s: float = 600,
+    entry: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run console script `script` with `argv` in this Python, from the repository root,
-    with the top-level packages `hidden` out of its sight."""
-    entry = console_scripts()[script]
+    """Run console script `script` (or the "module:function" `entry` under that name) with
+    `argv` in this Python, from the repository root, with the top-level packages `hidden`
+    out of its sight."""
+    entry = entry or console_scripts()[script]
     return subprocess.run(
         [sys.executable, "-c", _HIDING, ",".join(hidden), entry, script, *argv],
         cwd=REPO,
