@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[1]
 
 

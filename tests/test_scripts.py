@@ -24,6 +24,8 @@ import pytest
 from tests.deploy.conftest import IN_CI, require
 from tests.support.processes import stopping
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test.sh"
 TEXT = SCRIPT.read_text()

@@ -8,7 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bench.ablate import BEGIN, END, LEVERS, SUITES, write_table
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(
     r"burst 1: \{'503': 20\}; rejections p50 (?P<p50>[0-9.]+) / max (?P<max>[0-9.]+) ms; "

@@ -11,6 +11,8 @@ import pytest
 
 from bench import __main__ as cli
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import limit
 from tests.support import onnx_models as models
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 
 def test_each_figure_is_the_median_of_its_measurements_with_every_measurements_times(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bench.httpclient import raw_request
 from bench.openloop import open_loop
 from tests.support.ports import free_port
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 
 def test_requests_to_a_closed_port_count_as_unanswered_with_their_error() -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from bench import limit
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / "bench" / "peers" / "work.py"
 # What a peer's virtual environment has besides its framework (bench/peer_envs.py).

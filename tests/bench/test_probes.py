@@ -14,6 +14,8 @@ from bench import probes, server_view, systems
 from bench.quiet import Quiet
 from tests.support import onnx_models as models
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 ON, OFF = "gan-serve", "gan-serve-nobatch"
 
 

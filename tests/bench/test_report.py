@@ -14,6 +14,8 @@ import pytest
 from bench import report, targets
 from bench.results import Run
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "bench-results"
 JSONS = sorted(
     path

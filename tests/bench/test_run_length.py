@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import onnx_models as models
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import onnxruntime as ort
+import pytest
 
 from bench import server_view, shape_changes
 from tests.support import onnx_models as models
 from tests.support.gan_serve import gan_serve
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 
 def test_stage_means_count_only_the_requests_between_two_readings(tmp_path: Path) -> None:

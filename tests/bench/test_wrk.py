@@ -8,6 +8,8 @@ import pytest
 
 from bench import wrk
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 # Recorded from `wrk -t1 -c2 -d1s -s <lua_script(Request('/x'))>` against a server that
 # answered 501 to every POST.
 RECORDED = (Path(__file__).parent / "wrk-output.txt").read_text()

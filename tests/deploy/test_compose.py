@@ -14,6 +14,8 @@ import yaml
 from service.settings import Settings
 from tests.deploy.conftest import REPO, require
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 GPU = yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
 ENV_EXAMPLE = (REPO / ".env.example").read_text()

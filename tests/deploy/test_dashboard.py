@@ -19,6 +19,8 @@ from tests.deploy.promql import (
     metric_names,
 )
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 BOARD = json.loads(DASHBOARD.read_text())
 
 

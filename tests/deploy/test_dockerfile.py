@@ -13,6 +13,8 @@ import pytest
 
 from tests.deploy.conftest import DEPLOY, REPO, require
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 SCRIPTS = sorted(DEPLOY.rglob("*.sh"))
 

@@ -14,6 +14,8 @@ import pytest
 
 from tests.deploy.conftest import IN_CI, REPO, require
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 def docker_engine_answers() -> bool:
     docker = require("docker")

@@ -14,6 +14,8 @@ import yaml
 from service.settings import Settings
 from tests.deploy.conftest import DEPLOY, require
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 K8S = DEPLOY / "k8s"
 VARIANTS = {"base": K8S / "base", "gpu": K8S / "overlays/gpu"}
 # The oldest and newest Kubernetes the installed schemas cover.

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY, REPO, require
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 PROMETHEUS = DEPLOY / "prometheus"
 # alerts.yml promises every expression ends in a comparison with one number, so that

@@ -31,6 +31,8 @@ from tests.support.gan_serve import poll as support_poll
 from tests.support.ports import free_port
 from tests.support.processes import stopping
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 LOAD_THREADS = 3
 LOAD_MAX_S = 120.0  # hard stop, even if a test hangs
 LOAD_MAX_REQUESTS = 20_000  # per thread

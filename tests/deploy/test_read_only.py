@@ -24,6 +24,8 @@ from tests.deploy.conftest import REPO, require
 from tests.service.conftest import poll
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 # In the namespace: models read-only at /srv, a new tmpfs on /tmp, then / read-only; prove
 # the root refuses writes, then become the service. A checkout (and its venv) that lives under
 # /tmp, as a CI clone may, is bound back in place over the new tmpfs, through /mnt.

@@ -16,6 +16,8 @@ from evaluation.cli import main
 from evaluation.feature_net import DEFAULT_PATH
 from tests.evaluation.generators import tiny_generator
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 N = 200  # samples per row: enough for every metric, fast on fake data
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.evaluation.generators import tiny_generator
 from tests.support.hidden_modules import run_without
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 
 def test_gan_evaluate_runs_without_torch(tmp_path: Path) -> None:

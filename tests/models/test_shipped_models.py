@@ -18,6 +18,8 @@ from core import contract
 from evaluation.card import regenerate
 from tests.support.gan_serve import gan_serve
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 SHIPPED = ("fashion-cdcgan", "fashion-mlp-gan")

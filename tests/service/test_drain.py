@@ -19,6 +19,8 @@ import pytest
 from tests.support import onnx_models as models
 from tests.support.gan_serve import Served, gan_serve, poll
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 def connect(served: Served) -> http.client.HTTPConnection:
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)

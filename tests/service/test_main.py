@@ -22,6 +22,8 @@ from tests.support.gan_serve import environment, gan_serve, poll
 from tests.support.ports import free_port
 from tests.support.processes import stopping
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 def one_line(text: str) -> str:
     lines = text.strip().splitlines()

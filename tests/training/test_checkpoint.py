@@ -12,6 +12,8 @@ import torch
 
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 class _Crash(RuntimeError):
     pass

@@ -13,6 +13,8 @@ from tests.training.helpers import tiny_cli_args
 from training.cli import export_main, train_main
 from training.monitoring import done_line
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], run: object, fragment: str) -> None:
     with pytest.raises(SystemExit) as exit_info:

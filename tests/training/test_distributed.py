@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.training.helpers import load_state, tiny_cli_args
+
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,6 +20,8 @@ from training.cli import export_main
 from training.export import ExportError, export, load_generator, signature_text
 from training.train import train
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 @pytest.fixture(scope="module", params=[False, True], ids=["unconditional", "conditional"])
 def trained_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:

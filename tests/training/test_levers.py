@@ -19,6 +19,8 @@ from training.export import export
 from training.models import ConditionalBatchNorm, ModelSpec, build_models
 from training.train import TrainingState, _gan_step, _Run, _setup, train
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 LEVERS: dict[str, dict[str, object]] = {
     "hinge": {"loss": "hinge"},
     "spectral-norm": {"spectral_norm": True},

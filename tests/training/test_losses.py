@@ -9,6 +9,8 @@ import torch
 
 from training.losses import discriminator_loss, generator_loss
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 EXTREMES = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4])
 
 

@@ -7,6 +7,8 @@ import torch
 
 from training.models import ARCHS, ModelSpec, build_models
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("conditional", [False, True])

@@ -12,6 +12,8 @@ import pytest
 from tests.support.hidden_modules import REPO, console_scripts, run_without
 from training.cli import TRAIN_EXTRA_MODULES
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 # Every console script of the training package needs torch.
 TRAINING_SCRIPTS = sorted(
     name for name, entry in console_scripts().items() if entry.startswith("training.")

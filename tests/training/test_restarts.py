@@ -25,6 +25,8 @@ from tests.training.helpers import (
 from training import checkpoint
 from training.cli import train_main
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -21,6 +21,8 @@ from tests.training.helpers import (
 )
 from training.train import TrainingError, train
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[2]
 
 

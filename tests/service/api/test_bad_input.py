@@ -25,6 +25,8 @@ from service.http.connections import Parser
 from service.settings import Settings
 from tests.service.conftest import Server, settings_for
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 MAX_SAMPLES = 64
 READ_TIMEOUT_S = 1.5
 MAX_HEADER_BYTES = 8192

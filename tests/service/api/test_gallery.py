@@ -32,6 +32,8 @@ from selenium.webdriver.support.ui import Select
 from service.pipeline import seeding
 from tests.support.gan_serve import gan_serve, poll
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 REPO = Path(__file__).resolve().parents[3]
 CHROMIUM_FLAGS = [
     "--headless",

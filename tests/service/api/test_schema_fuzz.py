@@ -21,6 +21,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import Server, settings_for
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 MAX_EXAMPLES = 40  # per operation and mode: about 10 s in all on a small machine
 
 

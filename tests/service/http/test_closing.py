@@ -30,6 +30,8 @@ from service.state import Status
 from tests.service.conftest import Server, settings_for
 from tests.support.gan_serve import poll
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 TRIES = int(os.environ.get("CLOSE_TRIES", "20"))  # per status and client; the figure: 100
 TIMEOUT_S = 1.0  # the read timeout of the servers here (408)
 KEY = "k-closing-0123456789"

@@ -27,6 +27,8 @@ from tests.support.gan_serve import gan_serve
 from tests.support.ports import free_port
 from tests.support.processes import stopping
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 TIMEOUT_S = 1.0  # the read and keep-alive timeouts of these servers
 MARGIN_S = 3.0  # how much later than its timeout a close may come on a busy small machine
 

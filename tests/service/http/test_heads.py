@@ -23,6 +23,8 @@ from tests.service.conftest import Server, settings_for
 from tests.support import onnx_models as models
 from tests.support.gan_serve import Served, gan_serve
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 LIMIT = 16384  # GAN_MAX_HEADER_BYTES of the servers here (its default)
 POST = b"POST /samples?n=1&format=npy HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
 

@@ -24,6 +24,8 @@ from service.pipeline.slots import SLOT_NICENESS
 from tests.service.conftest import SLOW_RUN_S, Server, poll, seconds_per_run, settings_for
 from tests.support import onnx_models as models
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

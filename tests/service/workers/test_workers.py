@@ -17,6 +17,8 @@ from service.settings import Settings
 from service.workers.worker import part, share
 from tests.support.gan_serve import Served, gan_serve, poll
 
+pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
+
 KEY = "k-5a6b7c8d9e0f1a2b"
 
 
