@@ -1,4 +1,4 @@
-# ganserve: the sampling service (service/ + models/) in a container.
+# ganserve: the sampling service (core/ + service/ + models/) in a container.
 # No torch, no compilers, a non-root user; it starts `gan-serve` on port 8000.
 #
 #   docker build -t ganserve .                       # CPU image (onnxruntime)
@@ -28,6 +28,7 @@ COPY deploy/docker/ deploy/docker/
 COPY pyproject.toml ./
 RUN sh deploy/docker/install.sh deps cpu
 COPY README.md ./
+COPY core/ core/
 COPY service/ service/
 RUN sh deploy/docker/install.sh project
 
@@ -69,6 +70,7 @@ COPY deploy/docker/ deploy/docker/
 COPY pyproject.toml ./
 RUN sh deploy/docker/install.sh deps gpu
 COPY README.md ./
+COPY core/ core/
 COPY service/ service/
 RUN sh deploy/docker/install.sh project
 

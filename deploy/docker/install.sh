@@ -2,7 +2,7 @@
 # Install the service into the venv /opt/venv, inside a build stage of the Dockerfile.
 #
 #   install.sh deps cpu|gpu   the runtime dependencies, with exactly one onnxruntime wheel
-#   install.sh project        the ganserve package itself (service/ only), without dependencies
+#   install.sh project        the ganserve package itself (core/ and service/), without dependencies
 #
 # Two steps so that the dependency layer stays cached while only service/ changes.
 set -eu
@@ -32,7 +32,7 @@ project)
     # console scripts the wheel declares could only fail: leave just gan-serve.
     rm -f "$venv/bin/gan-train" "$venv/bin/gan-export" "$venv/bin/gan-evaluate"
     # Fail the build here, not at container start, if the service does not import.
-    "$venv/bin/python" -c 'import onnxruntime, service; print("onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())'
+    "$venv/bin/python" -c 'import onnxruntime, service.__main__, service.workers.worker; print("onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())'
     ;;
 *)
     echo "usage: install.sh deps cpu|gpu | install.sh project" >&2

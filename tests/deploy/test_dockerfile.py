@@ -112,7 +112,7 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
     ]
     assert lines[0] == "*"  # an allowlist: runs/, caches, tests, .git never reach the daemon
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "service", "models", "deploy/docker"}
+    assert allowed == {"pyproject.toml", "README.md", "core", "service", "models", "deploy/docker"}
     copied = set(re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE, re.M))
     assert {path.rstrip("/") for path in copied} <= allowed
 
