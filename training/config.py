@@ -81,7 +81,7 @@ class TrainConfig:
     keep: int = 3
     sample_count: int = 64
     threads: int | None = None
-    # Recipe levers (issue 10). A saved config without one of these keys predates it and
+    # Recipe levers. A saved config without one of these keys predates them and
     # means the old behaviour (see _LEVERS), whatever today's default is.
     g_lr: float | None = None  # None: --lr
     d_lr: float | None = None  # None: --lr

@@ -119,7 +119,7 @@ def to_onnx(generator: nn.Module, spec: ModelSpec, opset: int) -> onnx.ModelProt
     shapes: dict[str, Any] = {contract.INPUT_Z: {0: batch}}
     if spec.conditional:
         shapes[contract.INPUT_LABEL] = {0: batch}
-    with warnings.catch_warnings(), no_torchvision_notices():  # (training: issue 12)
+    with warnings.catch_warnings(), no_torchvision_notices():
         # The exporter's internal deprecation and axis-renaming notices are not actionable.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from core.contract import GeneratorSpec
 from service.api.entry import AnswerResponse, Endpoint, answer, operation, prepare, responses
+from service.api.labels import label_name
 from service.api.params import ParamModels, SampleQuery
 from service.encoding import formats
 from service.encoding.formats import Format
@@ -47,18 +48,15 @@ def sample_job(spec: GeneratorSpec, fmt: Format, seed: int, n: int, label: int |
     def encode(pixels: Pixels) -> bytes:
         seeds: list[int] = []
         labels: list[int] | None = None
+        names: list[str | None] | None = None
         if fmt == "json":  # only JSON lists each image's seed and label: rebuild them here
             inputs = seeding.make_rows(seed, 0, n, 1, spec.num_classes, label)
             seeds = inputs.seeds.tolist()
-            labels = None if inputs.labels is None else inputs.labels.tolist()
+            if inputs.labels is not None:
+                labels = inputs.labels.tolist()
+                names = [label_name(spec, index) for index in labels]
         return formats.encode(
-            fmt,
-            pixels,
-            model=spec.name,
-            seed=seed,
-            seeds=seeds,
-            labels=labels,
-            class_names=spec.class_names,
+            fmt, pixels, model=spec.name, seed=seed, seeds=seeds, labels=labels, label_names=names
         )
 
     return Job(n=n, rows=rows, encode=encode, format=fmt, seeded=(seed, label))

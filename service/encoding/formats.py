@@ -122,10 +122,10 @@ def to_json(
     seeds: Sequence[int],
     labels: Sequence[int] | None,
     images: U8Images,
-    class_names: Sequence[str] | None = None,
+    label_names: Sequence[str | None] | None = None,
 ) -> bytes:
     """`{"model", "seed", "images": [{"index", "seed", "label", "label_name", "png"}]}`;
-    `label_name` is the class name where the model names its classes."""
+    `label_names` are the labels' class names (null where there are none)."""
     body = {
         "model": model,
         "seed": seed,
@@ -134,7 +134,7 @@ def to_json(
                 "index": i,
                 "seed": seeds[i],
                 "label": None if labels is None else labels[i],
-                "label_name": None if labels is None or not class_names else class_names[labels[i]],
+                "label_name": None if label_names is None else label_names[i],
                 "png": base64.b64encode(png(images[i])).decode("ascii"),
             }
             for i in range(images.shape[0])
@@ -151,11 +151,11 @@ def encode(
     seed: int,
     seeds: Sequence[int],
     labels: Sequence[int] | None,
-    class_names: Sequence[str] | None = None,
+    label_names: Sequence[str | None] | None = None,
 ) -> bytes:
     """The response body of one request in format `fmt`, from its uint8 pixels (`to_uint8`)."""
     if fmt == "npy":
         return npy(pixels)
     if fmt == "png":
         return png(grid(pixels))
-    return to_json(model, seed, seeds, labels, pixels, class_names)
+    return to_json(model, seed, seeds, labels, pixels, label_names)

@@ -51,13 +51,10 @@ class SharedState:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(fd, size)
         memory = mmap.mmap(fd, size)
-        header = np.frombuffer(memory, np.int64, _HEADER)
-        header[:] = (workers, keys, 0)
-        del header  # no view may outlive the mapping's owner
-        buckets = np.frombuffer(memory, np.float64, 2 * keys, cls._size(workers, 0)).reshape(-1, 2)
-        buckets[:, 0] = np.nan  # NaN tokens: the bucket is full until first used
-        del buckets
-        return cls(path, fd, memory)
+        np.frombuffer(memory, np.int64, _HEADER)[:] = (workers, keys, 0)  # read by __init__
+        state = cls(path, fd, memory)
+        state._buckets[:, 0] = np.nan  # NaN tokens: the bucket is full until first used
+        return state
 
     @classmethod
     def attach(cls, path: Path) -> SharedState:

@@ -58,15 +58,16 @@ class Worker:
     failures: int = 0  # deaths in a row before it got ready
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port) with SO_REUSEPORT and never listening: it holds the
-    port for the workers (port 0: picks one) and takes no connection itself."""
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with SO_REUSEPORT: the parent's, never listening,
+    holds the port (port 0: picks one) and takes no connection; each worker listens on its
+    own, and the kernel spreads connections across those."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    holder = socket.socket(family, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((host, port))
-    return holder
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 class Supervisor:
@@ -79,7 +80,7 @@ class Supervisor:
         self.shared = SharedState.create(
             self.root / "state", workers, keys=len(settings.api_key_values())
         )
-        self.holder = reserve_port(settings.host, settings.port)
+        self.holder = reuseport_socket(settings.host, settings.port)
         port = self.holder.getsockname()[1]
         self.env = {
             **env,

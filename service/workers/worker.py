@@ -21,7 +21,7 @@ from service.models import files
 from service.models.generator import usable_cpus
 from service.settings import Settings
 from service.workers.shared import Seat, SharedState
-from service.workers.supervisor import INDEX_ENV, STATE_ENV
+from service.workers.supervisor import INDEX_ENV, STATE_ENV, reuseport_socket
 
 _BACKLOG = 2048  # uvicorn's own default
 
@@ -46,21 +46,15 @@ def share(settings: Settings, index: int, workers: int, cores: int) -> tuple[Set
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """This worker's own socket of the one port (the kernel spreads connections across)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    """This worker's own socket of the one port."""
+    sock = reuseport_socket(host, port)
     sock.listen(_BACKLOG)
-    sock.set_inheritable(True)
     return sock
 
 
 def main() -> int:
     index = int(os.environ[INDEX_ENV])
     shared = SharedState.attach(Path(os.environ[STATE_ENV]))
-    shared.set_pid(index, os.getpid())
     total = Settings()
     logging.basicConfig(
         level=total.log_level.upper(),
