@@ -21,6 +21,8 @@ from pathlib import Path
 COMMANDS: dict[str, str] = {
     "serve-compare": "bench.serve_compare",
     "workers": "bench.workers",
+    "revisions": "bench.revisions",
+    "faults": "bench.faults",
     "report": "bench.report",
     "server-view": "bench.server_view",
     "run-length": "bench.run_length",

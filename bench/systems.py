@@ -165,10 +165,14 @@ def _signal(group: int, pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _command(system: System, port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+def _command(
+    system: System, port: int, scratch: Path, source: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
     if system.peer is None:
         gan_serve = Path(sys.executable).with_name("gan-serve")
-        command = [str(gan_serve)] if gan_serve.exists() else [sys.executable, "-m", "service"]
+        # `python -m service` in another checkout imports that checkout's packages first.
+        installed = gan_serve.exists() and source is None
+        command = [str(gan_serve)] if installed else [sys.executable, "-m", "service"]
         return [*command, "--host", "127.0.0.1", "--port", str(port)], {}
     python = str(peer_envs.python_of(system.peer))
     if system.peer == "fastapi":
@@ -235,11 +239,13 @@ def start(
     scratch: Path,
     extra_env: dict[str, str] | None = None,
     ready_timeout_s: float = 240.0,
+    source: Path | None = None,
 ) -> Server:
-    """Start `system` and wait until its readiness path answers 200."""
+    """Start `system` and wait until its readiness path answers 200. `source`: run
+    gan-serve's code from that checkout (another revision) instead of this one."""
     port = free_port()
     model = model.resolve()  # peers run in bench/peers/
-    command, env = _command(system, port, scratch)
+    command, env = _command(system, port, scratch, source)
     env = {
         **os.environ,
         "GAN_MODEL_PATH": str(model),
@@ -256,7 +262,7 @@ def start(
     with (logs / f"{system.name}.log").open("ab") as log:  # the server writes its own copy
         process = subprocess.Popen(
             command,
-            cwd=PEERS_DIR if system.peer else None,
+            cwd=PEERS_DIR if system.peer else source,
             env=env,
             stdout=log,
             stderr=log,

@@ -22,7 +22,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from pydantic.fields import FieldInfo
 
 from core.console import OneLineParser
-from service.metrics import Metrics
+from service.metrics import Metrics, OneWorkerCpu
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,15 +107,25 @@ def _metric_objects() -> list[MetricWrapperBase]:
     return [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
 
 
+def _described() -> list[tuple[str, str, Sequence[str], str]]:
+    """(name, type, labels, help) of every metric one app instance exposes of its own."""
+    found = [
+        (str(m._name), str(m._type), m._labelnames, str(m._documentation))  # no public accessor
+        for m in _metric_objects()
+    ]
+    for family in OneWorkerCpu().collect():  # a collector's series: their labels name them
+        labels = list(family.samples[0].labels) if family.samples else []
+        found.append((family.name, family.type, labels, family.documentation))
+    return found
+
+
 def metrics_rows(old: dict[str, Row]) -> list[Row]:
     rows: list[Row] = []
-    for metric in _metric_objects():
-        # prometheus_client keeps these on the instance only (no public accessor)
-        kind, labels = str(metric._type), metric._labelnames
-        exposed = f"`{metric._name}_total`" if kind == "counter" else f"`{metric._name}`"
+    for name, kind, labels, documentation in _described():
+        exposed = f"`{name}_total`" if kind == "counter" else f"`{name}`"
         before = old.get(exposed)
         type_cell = before[1] if before and before[1].split()[0] == kind else kind
-        meaning = before[3] if before else _sentence(metric._documentation)
+        meaning = before[3] if before else _sentence(documentation)
         rows.append([exposed, type_cell, ", ".join(f"`{label}`" for label in labels), meaning])
     return rows
 

@@ -12,7 +12,8 @@ one process's own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -24,11 +25,28 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 REJECT_REASONS = ("overload", "timeout", "cancelled")
 AUTH_REJECT_REASONS = ("unauthorized", "rate_limited")
+WORKERS_HELP = "Worker processes the service runs (GAN_WORKERS)."
+RESTARTS_HELP = "Worker processes started again after they ended unasked."
+WORKER_CPU_HELP = (
+    "CPU time of each worker process (label: its index), in seconds; its rate is the share "
+    "of one core the worker keeps busy."
+)
+
+
+class OneWorkerCpu(Collector):
+    """gan_worker_cpu_seconds_total of a service that is one process: worker 0 is itself
+    (with several, service.workers.collector reports each)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("gan_worker_cpu_seconds", WORKER_CPU_HELP, labels=["worker"])
+        family.add_metric(["0"], time.process_time())
+        yield family
 
 
 def batch_buckets(max_batch: int) -> tuple[float, ...]:
@@ -63,6 +81,7 @@ class Metrics:
         if not multiprocess:  # one process's own: with several, `add_collector` sums them
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
+            r.register(OneWorkerCpu())
         self.requests = Counter(
             "gan_requests", "HTTP requests answered.", ["route", "status"], registry=r
         )
@@ -161,13 +180,13 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=r,
         )
-        if not multiprocess:  # with several workers, service.workers.collector reports these
-            Gauge("gan_workers", "Worker processes the service runs.", registry=r).set(1)
-            Counter(
-                "gan_process_restarts",
-                "Worker processes started again after they ended unasked.",
-                registry=r,
-            )
+        # With several workers, service.workers.collector reports these for the whole service.
+        self.workers: Gauge | None = None
+        self.restarts: Counter | None = None
+        if not multiprocess:
+            self.workers = Gauge("gan_workers", WORKERS_HELP, registry=r)
+            self.workers.set(1)
+            self.restarts = Counter("gan_process_restarts", RESTARTS_HELP, registry=r)
         self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works

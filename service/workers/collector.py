@@ -15,6 +15,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.metrics import RESTARTS_HELP, WORKER_CPU_HELP, WORKERS_HELP
 from service.workers.shared import SharedState
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -39,7 +40,8 @@ class WorkerCollector(Collector):
         self.shared = shared
 
     def collect(self) -> Iterator[Metric]:
-        usages = [u for pid in self.shared.pids() if (u := _usage(pid)) is not None]
+        seats = {i: u for i, pid in self.shared.seats().items() if (u := _usage(pid)) is not None}
+        usages = list(seats.values())
         yield CounterMetricFamily(
             "process_cpu_seconds",
             "CPU time of every worker process, in seconds.",
@@ -57,7 +59,7 @@ class WorkerCollector(Collector):
         )
         yield GaugeMetricFamily(
             "gan_workers",
-            "Worker processes the service runs (GAN_WORKERS).",
+            WORKERS_HELP,
             value=self.shared.workers,
         )
         yield GaugeMetricFamily(
@@ -65,8 +67,14 @@ class WorkerCollector(Collector):
             "Worker processes ready to serve.",
             value=self.shared.ready_count(),
         )
+        by_worker = CounterMetricFamily(
+            "gan_worker_cpu_seconds", WORKER_CPU_HELP, labels=["worker"]
+        )
+        for index, usage in sorted(seats.items()):
+            by_worker.add_metric([str(index)], usage[0])
+        yield by_worker
         yield CounterMetricFamily(
             "gan_process_restarts",
-            "Worker processes started again after they ended unasked.",
+            RESTARTS_HELP,
             value=self.shared.restarts,
         )

@@ -69,6 +69,10 @@ class SharedState:
     def pids(self) -> list[int]:
         return [int(pid) for pid in self._pids if pid > 0]
 
+    def seats(self) -> dict[int, int]:
+        """Worker index → pid, for the workers running now."""
+        return {index: int(pid) for index, pid in enumerate(self._pids) if pid > 0}
+
     def set_ready(self, index: int, ready: bool) -> None:
         self._ready[index] = 1 if ready else 0
 

@@ -35,6 +35,10 @@ CONTRACT = {
     "gan_model_info",
     "gan_provider_fallback",
     "gan_ready",
+    "gan_workers",
+    "gan_workers_ready",
+    "gan_process_restarts_total",
+    "gan_worker_cpu_seconds_total",
 }
 STANDARD = {"up", "process_cpu_seconds_total", "process_resident_memory_bytes"}
 

@@ -53,6 +53,7 @@ def test_every_alert_the_issue_asks_for_is_defined() -> None:
         "GanServeHighLatency",
         "GanServeRejections",
         "GanServeProviderFallback",
+        "GanServeWorkerRestarts",
     }
 
 

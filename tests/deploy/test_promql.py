@@ -112,6 +112,7 @@ def prometheus_under_load(
         "GAN_PROVIDERS": "cpu",
         "GAN_INTRA_OP_THREADS": "1",
         "GAN_ACCESS_LOG": "false",
+        "GAN_WORKERS": "2",  # the deploy default is one per core: scrape the merged series
     }
     try:
         with (

@@ -29,11 +29,15 @@ NAMES = {
     "gan_model_info",
     "gan_provider_fallback",
     "gan_ready",
+    "gan_workers",
+    "gan_workers_ready",
+    "gan_process_restarts_total",
+    "gan_worker_cpu_seconds_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "python_info",
 }
-LABELS = {"model", "route", "status", "format", "reason", "le"}
+LABELS = {"model", "route", "status", "format", "reason", "le", "worker"}
 
 
 def test_every_metric_is_exposed_after_a_request(
@@ -68,6 +72,9 @@ def test_metrics_move_with_traffic(serve: Callable[..., Server], model_dir: Path
     assert delta("gan_queue_wait_seconds_count", model="fashion") == 1
     assert delta("gan_encode_duration_seconds_count", format="png") == 1
     assert after[("gan_ready", ())] == 1
+    # One process is worker 0 of one; its CPU counter moves with its work.
+    assert delta("gan_worker_cpu_seconds_total", worker="0") > 0
+    assert after[("gan_workers", ())] == after[("gan_workers_ready", ())] == 1
 
 
 def test_labels_are_bounded(serve: Callable[..., Server], model_dir: Path) -> None:

@@ -80,6 +80,9 @@ def test_one_scrape_shows_the_whole_service(two: Served) -> None:
     assert two.metric("gan_requests_total", route="/samples", status="200") == before + 40
     assert two.metric("gan_images_generated_total", model="fashion") >= 80
     assert (two.metric("gan_workers"), two.metric("gan_workers_ready")) == (2, 2)
+    # Each worker's busy share: a CPU counter per worker index, never per pid.
+    assert two.metric("gan_worker_cpu_seconds_total", worker="0") > 0
+    assert two.metric("gan_worker_cpu_seconds_total", worker="1") > 0
     assert two.metric("gan_ready") == 1
     assert two.metric("process_resident_memory_bytes") > 0
     ready = two.get("/readyz").json()
