@@ -16,6 +16,11 @@ class ServiceError(Exception):
         self.field = field
 
 
+class BadRequest(ServiceError):
+    """A request that cannot be read: malformed, or its parts disagree (the v2 protocol's
+    tensors: a datatype, shape or data size that does not fit)."""
+
+
 class InvalidParameter(ServiceError):
     """A parameter that passed type checks but makes no sense for this model."""
 

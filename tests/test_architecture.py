@@ -25,15 +25,27 @@ ROOMS: dict[str, set[str]] = {
         "service.encoding",
         "service.http",
         "service.state",  # readiness: the gate before a model is used
+        "service.v2",
     },
+    # the Open Inference Protocol over gRPC: the same pipeline, tensors and access control
+    "service.grpc": {
+        "service.v2",
+        "service.pipeline",
+        "service.models",
+        "service.encoding",
+        "service.http",  # access control (keys, rate limits) and the status of each error
+        "service.state",
+    },
+    # what v2 tensors and an infer mean, whichever protocol carries them
+    "service.v2": {"service.pipeline", "service.models", "service.encoding"},
     "service.pipeline": {"service.models"},
     "service.models": set(),
     "service.encoding": set(),
 }
 ROOT_MODULES = {"service.settings", "service.errors", "service.metrics"}
 # Rooms that never see HTTP: they take and return plain values.
-NO_HTTP = ("service.pipeline", "service.models", "service.encoding")
-HTTP_LIBRARIES = ("starlette", "fastapi", "uvicorn")
+NO_HTTP = ("service.pipeline", "service.models", "service.encoding", "service.v2")
+HTTP_LIBRARIES = ("starlette", "fastapi", "uvicorn", "grpc")  # gRPC is a front end too
 # The one evaluation module that needs torch: retraining the evaluator network.
 EVALUATION_TORCH = {"evaluation.train_feature_net"}
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
 from service.errors import (
+    BadRequest,
     Cancelled,
     DeadlineExceeded,
     Draining,
@@ -42,6 +43,7 @@ log = logging.getLogger("service")
 
 # The one place where domain errors become HTTP: status and error code.
 _HTTP: dict[type[ServiceError], tuple[int, str]] = {
+    BadRequest: (400, "bad_request"),
     InvalidParameter: (422, "invalid_parameter"),
     ModelNotFound: (404, "model_not_found"),
     NotAcceptable: (406, "not_acceptable"),

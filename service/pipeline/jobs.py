@@ -22,6 +22,7 @@ from service.pipeline.admission import Permit
 Latents = npt.NDArray[np.float32]  # (rows, latent_dim)
 Labels = npt.NDArray[np.int64]  # (rows,)
 Pixels = npt.NDArray[np.uint8]  # (n, C, H, W)
+Images = npt.NDArray[np.float32]  # (n, C, H, W): the generator's output as it is
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Job:
     format: str = "json"  # the label of gan_encode_duration_seconds
     # Seeded rows (/samples): the run builds all its requests' inputs in one pass instead.
     seeded: tuple[int, int | None] | None = None  # (request seed, fixed label or None)
+    # The raw generator output (the v2 `image` tensor): the ticket keeps float32 images and
+    # this encodes them instead of `encode` (never called then): no uint8 conversion.
+    encode_images: Callable[[Images], bytes] | None = None
 
 
 @dataclass(eq=False)
@@ -42,7 +46,7 @@ class Ticket:
 
     job: Job
     future: asyncio.Future[bytes]
-    pixels: Pixels
+    out: Pixels | Images  # (n, C, H, W): uint8 pixels, or float32 for `encode_images`
     deadline: float  # time.monotonic() by which it must be answered
     admitted_at: float
     next_row: int = 0  # rows before this one have been taken into runs (event loop only)

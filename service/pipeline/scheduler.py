@@ -156,8 +156,9 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         self._loop = loop
         now = time.monotonic()
-        pixels = np.empty((job.n, *self.generator.spec.image_shape), np.uint8)
-        ticket = Ticket(job, loop.create_future(), pixels, arrived + self.schedule.timeout_s, now)
+        dtype = np.uint8 if job.encode_images is None else np.float32
+        out = np.empty((job.n, *self.generator.spec.image_shape), dtype)
+        ticket = Ticket(job, loop.create_future(), out, arrived + self.schedule.timeout_s, now)
         self._queue.append(ticket)
         self._set_depth(self._depth + job.n)
         self._dispatch()

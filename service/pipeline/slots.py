@@ -1,9 +1,10 @@
 """The run slots' side of the pipeline: what one slot's thread does with one run.
 
 A slot builds the inputs of every request's rows in the run (seeded requests' rows in one
-pass), runs onnxruntime (which releases the GIL), converts the output to uint8 pixels once,
-and encodes the body of each request whose last rows it ran: one thread hop per run, not
-several per request. Slots run at a lower CPU priority than the event loop.
+pass), runs onnxruntime (which releases the GIL), converts the output to uint8 pixels once
+(unless every request in it wants the float output itself: the v2 raw form), and encodes
+the body of each request whose last rows it ran: one thread hop per run, not several per
+request. Slots run at a lower CPU priority than the event loop.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import logging
 import os
 import threading
 import time
+from typing import cast
 
 import numpy as np
 
 from core.contract import GeneratorSpec, to_uint8
 from service.models.generator import Generator
 from service.pipeline import seeding
-from service.pipeline.jobs import Labels, Latents, Run, RunOutcome, Slice
+from service.pipeline.jobs import Images, Labels, Latents, Pixels, Run, RunOutcome, Slice
 
 log = logging.getLogger("service.pipeline.slots")
 
@@ -49,18 +51,28 @@ def generate_batch(generator: Generator, run: Run, outcome: RunOutcome) -> None:
     images = generator.run(z, labels, run.stop)
     outcome.run_s = time.perf_counter() - started
     outcome.images = int(z.shape[0])
-    pixels = to_uint8(images)
+    pixels: Pixels | None = None  # converted once per run, and only if a request wants it
     offset = 0
     for ticket, a, b in live:
-        ticket.pixels[a:b] = pixels[offset : offset + b - a]
+        job = ticket.job
+        if job.encode_images is None:
+            if pixels is None:
+                pixels = to_uint8(images)
+            ticket.out[a:b] = pixels[offset : offset + b - a]
+        else:
+            ticket.out[a:b] = images[offset : offset + b - a]
         offset += b - a
         with ticket.lock:
             ticket.rows_done += b - a
-            complete = ticket.rows_done == ticket.job.n
+            complete = ticket.rows_done == job.n
         if complete and ticket.error is None:
             encode_started = time.perf_counter()
             try:
-                body = ticket.job.encode(ticket.pixels)
+                # The buffer's dtype is the one the job asked for (`Pipeline._enqueue`).
+                if job.encode_images is None:
+                    body = job.encode(cast(Pixels, ticket.out))
+                else:
+                    body = job.encode_images(cast(Images, ticket.out))
             except Exception as exc:
                 log.error("model %s: encoding failed: %r", generator.spec.name, exc)
                 ticket.encode_error = exc
