@@ -29,10 +29,12 @@ from service.api.interpolate import interpolate_endpoint
 from service.api.params import interpolate_models, sample_models
 from service.api.samples import samples_endpoint
 from service.api.status import create_status_router
+from service.api.v2 import create_v2_router
 from service.http.access import Access, install_access_control
 from service.http.edge import BodyLimit, HeadAsGet, ProtocolChecks
 from service.http.errors import install_error_handlers
 from service.http.lifecycle import RequestLifecycle
+from service.http.v2_errors import V2ErrorShape
 from service.metrics import Metrics
 from service.settings import Settings
 from service.state import ServiceState
@@ -89,6 +91,7 @@ def create_app(
     ]
     app.include_router(create_status_router())
     app.include_router(create_gallery_router())
+    app.include_router(create_v2_router(state, access))
     install_docs(app)
     document(app, [endpoint.route for endpoint in endpoints])
     # Middleware, innermost first (each add_middleware wraps what is there).
@@ -99,6 +102,7 @@ def create_app(
     install_access_control(app, settings, access)
     app.add_middleware(HeadAsGet)
     app.add_middleware(ProtocolChecks)
+    app.add_middleware(V2ErrorShape)  # every error under /v2 in the protocol's shape
     app.add_middleware(
         RequestLifecycle,
         metrics=metrics,

@@ -37,7 +37,7 @@ from service.metrics import Metrics
 from service.settings import Settings
 
 # Routes that need a key when keys are configured: a path, or a path followed by "/...".
-PROTECTED = ("/samples", "/models", "/interpolate")
+PROTECTED = ("/samples", "/models", "/interpolate", "/v2/models")
 # Routes open to all (with `/metrics` unless GAN_METRICS_AUTH): probes, metrics, the docs and
 # schema, the gallery page ("/" itself only) and its static files.
 OPEN = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/static")
