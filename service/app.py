@@ -4,7 +4,8 @@
 `ServiceState`. The lifespan loads and warms every model in the background (so `/healthz`
 answers at once and `/readyz` says "starting" meanwhile), then serves; at shutdown it goes
 not-ready -> drain -> close. `service.__main__` runs it under uvicorn and turns SIGTERM into
-a drain first.
+a drain first. With GAN_GRPC_PORT, the lifespan also runs the Open Inference Protocol's gRPC
+server (`service.grpc`) on the same state, stopped after the drain.
 
 A request's way, outermost first: the request metrics and drain header
 (`service.http.lifecycle`), HTTP checks and HEAD as GET (`service.http.edge`), CORS and
@@ -30,6 +31,8 @@ from service.api.params import interpolate_models, sample_models
 from service.api.samples import samples_endpoint
 from service.api.status import create_status_router
 from service.api.v2 import create_v2_router
+from service.grpc import server as grpc_server
+from service.grpc.servicer import Servicer
 from service.http.access import Access, install_access_control
 from service.http.edge import BodyLimit, HeadAsGet, ProtocolChecks
 from service.http.errors import install_error_handlers
@@ -62,11 +65,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        v2_grpc = None
+        if settings.grpc_port is not None:  # before loading: ServerLive answers meanwhile
+            servicer = Servicer(state, access)
+            v2_grpc = await grpc_server.start(settings, servicer, access, metrics, seat is not None)
         loader = asyncio.create_task(state.load(), name="load-models")
         try:
             yield
         finally:
             await state.drain(settings.drain_timeout_s)  # at once if SIGTERM drained already
+            if v2_grpc is not None:
+                await grpc_server.stop(v2_grpc)
             loader.cancel()
             await asyncio.gather(loader, return_exceptions=True)
             await state.close()

@@ -69,5 +69,9 @@ class Cancelled(ServiceError):
     """The client went away; its images left the queue. Nobody reads this answer."""
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one that is not valid, where keys are needed."""
+
+
 class RateLimited(Retryable):
     """The API key's bucket cannot pay for the request's images now."""

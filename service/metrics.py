@@ -83,11 +83,15 @@ class Metrics:
             PlatformCollector(registry=r)
             r.register(OneWorkerCpu())
         self.requests = Counter(
-            "gan_requests", "HTTP requests answered.", ["route", "status"], registry=r
+            "gan_requests",
+            "Requests answered: HTTP (status: its code) and gRPC (route: the method, status: "
+            "the gRPC status code's name).",
+            ["route", "status"],
+            registry=r,
         )
         self.request_duration = Histogram(
             "gan_request_duration_seconds",
-            "Time to answer an HTTP request.",
+            "Time to answer an HTTP request or a gRPC call.",
             ["route"],
             buckets=buckets,
             registry=r,
@@ -187,7 +191,7 @@ class Metrics:
             self.workers = Gauge("gan_workers", WORKERS_HELP, registry=r)
             self.workers.set(1)
             self.restarts = Counter("gan_process_restarts", RESTARTS_HELP, registry=r)
-        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._request_series: dict[tuple[str, int | str], tuple[Counter, Histogram]] = {}
         self._encode_series: dict[str, Histogram] = {}
         for reason in REJECT_REASONS:  # series exist at 0 from the start, so rate() works
             self.rejected.labels(reason=reason)
@@ -232,7 +236,7 @@ class Metrics:
             images_generated=self.images_generated.labels(model=model),
         )
 
-    def request_series(self, route: str, status: int) -> tuple[Counter, Histogram]:
+    def request_series(self, route: str, status: int | str) -> tuple[Counter, Histogram]:
         """gan_requests_total and gan_request_duration_seconds of one route and status,
         cached (both label sets are bounded: route templates and status codes)."""
         key = (route, status)

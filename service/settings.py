@@ -73,6 +73,13 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address gan-serve binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port to listen on.")
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="TCP port of the Open Inference Protocol (v2) over gRPC, on host; unset: "
+        "no gRPC server.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and uvicorn."
     )

@@ -30,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import RateLimited
+from service.errors import RateLimited, Unauthorized
 from service.http.edge import has_body
 from service.http.errors import error_body, send_error
 from service.metrics import Metrics
@@ -46,6 +46,8 @@ OPEN = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/stat
 KEY_SCOPE = "ganserve.key"
 
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ganserve"')]
+_NO_KEY = "an API key is needed: Authorization: Bearer <key> or X-API-Key: <key>"
+_BAD_KEY = "the API key is not valid"
 
 
 def is_under(path: str, roots: Sequence[str]) -> bool:
@@ -74,12 +76,16 @@ class KeyRing:
 def presented_key(scope: Scope) -> bytes | None:
     """The key of `Authorization: Bearer <key>`, else of `X-API-Key`, else None."""
     headers: dict[bytes, bytes] = dict(scope["headers"])
-    auth = headers.get(b"authorization", b"")
-    scheme, _, token = auth.strip().partition(b" ")
+    return key_of(headers.get(b"authorization", b""), headers.get(b"x-api-key", b""))
+
+
+def key_of(authorization: bytes, api_key: bytes) -> bytes | None:
+    """The key of an `authorization` ("Bearer <key>") value, else an `x-api-key` value (HTTP
+    headers, gRPC metadata), else None."""
+    scheme, _, token = authorization.strip().partition(b" ")
     if scheme.lower() == b"bearer" and token.strip():
         return token.strip()
-    key = headers.get(b"x-api-key", b"").strip()
-    return key or None
+    return api_key.strip() or None
 
 
 @dataclass
@@ -137,7 +143,21 @@ class Access:
     def charge(self, scope: Scope, images: int) -> None:
         """Take `images` from the bucket of the request's key, or raise RateLimited. Called by
         an endpoint once its parameters are parsed, before any work."""
-        key = scope.get(KEY_SCOPE)
+        self.charge_key(scope.get(KEY_SCOPE), images)
+
+    def identify(self, presented: bytes | None) -> int | None:
+        """The index of the presented key (None when no keys are configured), or raise
+        Unauthorized: for front ends without the middleware (gRPC)."""
+        if not self.keys:
+            return None
+        key = None if presented is None else self.keys.match(presented)
+        if key is None:
+            self.metrics.auth_rejected.labels(reason="unauthorized").inc()
+            raise Unauthorized(_NO_KEY if presented is None else _BAD_KEY)
+        return key
+
+    def charge_key(self, key: int | None, images: int) -> None:
+        """`charge` for a key already identified (None: no keys configured)."""
         if self.limiter is None or key is None:
             return
         wait = self.limiter.take(key, images, time.monotonic())
@@ -174,9 +194,7 @@ class AccessControl:
         key = None if presented is None else access.keys.match(presented)
         if key is None:
             access.metrics.auth_rejected.labels(reason="unauthorized").inc()
-            message = "an API key is needed: Authorization: Bearer <key> or X-API-Key: <key>"
-            if presented is not None:
-                message = "the API key is not valid"
+            message = _NO_KEY if presented is None else _BAD_KEY
             await send_error(send, 401, "unauthorized", message, None, _CHALLENGE)
             return
         limiter = access.limiter

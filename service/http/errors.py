@@ -36,6 +36,7 @@ from service.errors import (
     Retryable,
     ServiceError,
     TooLarge,
+    Unauthorized,
 )
 
 log = logging.getLogger("service")
@@ -55,6 +56,7 @@ _HTTP: dict[type[ServiceError], tuple[int, str]] = {
     InferenceFailed: (500, "inference_failed"),
     Cancelled: (499, "cancelled"),
     RateLimited: (429, "rate_limited"),
+    Unauthorized: (401, "unauthorized"),
 }
 
 _HTTP_CODES = {
