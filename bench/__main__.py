@@ -21,6 +21,7 @@ from pathlib import Path
 COMMANDS: dict[str, str] = {
     "serve-compare": "bench.serve_compare",
     "workers": "bench.workers",
+    "soak": "bench.soak",
     "revisions": "bench.revisions",
     "faults": "bench.faults",
     "report": "bench.report",
