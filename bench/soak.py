@@ -121,7 +121,8 @@ async def signalled(server: systems.Server, sig: signal.Signals, watch_s: float)
     except subprocess.TimeoutExpired:  # still running after watch_s
         code = None
     seconds = round(time.monotonic() - sent, 2)
-    alive = code is None and systems.status(server.base_url + "/readyz") == 200
+    # whoever still listens on the port (with GAN_WORKERS > 1, orphaned workers may)
+    alive = systems.status(server.base_url + "/readyz") == 200
     stop.set()
     await asyncio.gather(*tasks)
     left = [pid for pid in tree[1:] if Path(f"/proc/{pid}").exists()] if code is not None else []
@@ -141,9 +142,10 @@ def describe_sighup(hup: dict[str, Any]) -> str:
     if hup["exit"] is None:
         return "still serving" if hup["serving_after"] else "running but not ready"
     how = f"signal {-hup['exit']}" if hup["exit"] < 0 else f"exit status {hup['exit']}"
-    orphans = (
-        f", {hup['tree_left_running']} worker(s) left running" if hup["tree_left_running"] else ""
-    )
+    orphans = ""
+    if hup["tree_left_running"]:
+        serving = "still serving the port" if hup["serving_after"] else "not serving"
+        orphans = f", {hup['tree_left_running']} worker(s) left running, {serving}"
     return (
         f"ended at once ({how}) without a drain; {hup['lost']} request(s) in flight lost{orphans}"
     )
