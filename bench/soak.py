@@ -1,5 +1,6 @@
-"""A soak with faults: mixed traffic and misbehaving clients on the shipped model, then
-SIGHUP and SIGTERM; JSON and a PNG plot, a verdict per criterion.
+"""A soak with faults: mixed traffic and misbehaving clients for minutes, then SIGHUP and SIGTERM.
+
+On the shipped model; JSON and a PNG plot of the server every 10 s, a verdict per criterion.
 
     python -m bench soak --duration 1800 --out docs/soak/soak-2026-12-05.json
     python -m bench soak --duration 60 --clients 2 --workers 2 --out /tmp/soak.json

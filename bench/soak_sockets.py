@@ -24,19 +24,22 @@ async def bad_input(target: Target, ledger: Ledger, stop: Stop, key: str, every_
     while not stop.is_set():
         name, request = cases[index % len(cases)]
         index += 1
-        status, reason = await _exchange(target, request)
-        result, code = outcome(status, b"") if status else ("lost", reason)
+        sent = time.monotonic()
+        status, body = await _exchange(target, request)
+        result, code = outcome(status, body) if status else ("lost", body.decode())
         if 200 <= status < 300:
             result = "failed"  # a bad input must never be served
-        ledger.add(Record("bad", None, 0, 0.0, time.monotonic(), status, result, code or name))
+        ledger.add(
+            Record("bad", None, 0, sent, time.monotonic(), status, result, f"{name}: {code}")
+        )
         await pause(stop, every_s)
 
 
 async def _exchange(
     target: Target, request: bytes, slow_from: int | None = None
-) -> tuple[int, str]:
+) -> tuple[int, bytes]:
     """Send `request` (from byte `slow_from` on, one byte a second), read until the server
-    closes; (status of the last answer, what went wrong if none)."""
+    closes; (status, body) of the last whole answer, or (0, what went wrong)."""
     try:
         async with asyncio.timeout(target.timeout_s):
             reader, writer = await asyncio.open_connection(target.host, target.port)
@@ -51,13 +54,13 @@ async def _exchange(
                     dribble.cancel()
                 writer.close()
     except (OSError, TimeoutError) as exc:
-        return 0, type(exc).__name__
-    statuses = _statuses(data)
-    return (statuses[-1], "") if statuses else (0, "closed without an answer")
+        return 0, type(exc).__name__.encode()
+    answers = _answers(data)
+    return answers[-1] if answers else (0, b"closed without an answer")
 
 
-def _statuses(data: bytes) -> list[int]:
-    """The status of each whole answer in `data`, in order."""
+def _answers(data: bytes) -> list[tuple[int, bytes]]:
+    """(status, body) of each whole answer in `data`, in order."""
     found = []
     while data.startswith(b"HTTP/1."):
         head, _, rest = data.partition(b"\r\n\r\n")
@@ -68,7 +71,7 @@ def _statuses(data: bytes) -> list[int]:
                 length = int(value)
         if len(rest) < length:
             break  # cut short: not an answer
-        found.append(int(head.split(b" ", 2)[1]))
+        found.append((int(head.split(b" ", 2)[1]), rest[:length]))
         data = rest[length:]
     return found
 
@@ -109,8 +112,8 @@ async def slowloris(target: Target, ledger: Ledger, stop: Stop, key: str, seed: 
             request = raw("POST", "/samples", key, [("Content-Type", "application/json")], data)
             slow_from = len(request) - len(data)
         sent = time.monotonic()
-        status, reason = await _exchange(target, request, slow_from)
-        result, code = outcome(status, b"") if status else ("lost", reason)
+        status, body = await _exchange(target, request, slow_from)
+        result, code = outcome(status, body) if status else ("lost", body.decode())
         ledger.add(Record(kind, key, 0, sent, time.monotonic(), status, result, code))
 
 
@@ -121,12 +124,12 @@ async def idle(target: Target, ledger: Ledger, stop: Stop, seed: int) -> None:
     while not stop.is_set():
         sent = time.monotonic()
         silent = rng.random() < 0.3
-        request = b"" if silent else keep_alive("", "GET", "/healthz")
-        status, reason = await _exchange(target, request)
+        request = b"" if silent else keep_alive(None, "GET", "/healthz")
+        status, body = await _exchange(target, request)
         if silent:  # no request: whatever the server says or does is fine, none was owed
             ledger.add(Record("idle_silent", None, 0, sent, time.monotonic(), status, "ok", ""))
         else:
-            result, code = outcome(status, b"") if status else ("lost", reason)
+            result, code = outcome(status, body) if status else ("lost", body.decode())
             ledger.add(Record("idle", None, 0, sent, time.monotonic(), status, result, code))
 
 

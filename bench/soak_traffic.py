@@ -143,7 +143,9 @@ def _log(
     return record
 
 
-def keep_alive(key: str, method: str, target: str, body: dict[str, object] | None = None) -> bytes:
+def keep_alive(
+    key: str | None, method: str, target: str, body: dict[str, object] | None = None
+) -> bytes:
     data = b"" if body is None else json.dumps(body).encode()
     headers = [("Content-Type", "application/json")] if body is not None else []
     request = raw(method, target, key, headers, data)
