@@ -178,3 +178,10 @@ def test_keys_and_rate_limits_hold_over_grpc(serve: Callable[..., Server], model
         triton.close()
     assert srv.metric("gan_auth_rejected_total", reason="unauthorized") == 2
     assert srv.metric("gan_auth_rejected_total", reason="rate_limited") == 1
+
+
+def test_the_calls_not_served_are_unimplemented(client: tgrpc.InferenceServerClient) -> None:
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_config("digits")
+    assert caught.value.status() == "StatusCode.UNIMPLEMENTED"
+    assert client.is_server_live()

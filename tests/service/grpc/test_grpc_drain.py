@@ -57,6 +57,6 @@ def test_sigterm_drains_grpc_calls_then_stops_its_server(
         finally:
             client.close()
         assert served.process.wait(timeout=30) == 0
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # nobody listens any more
-        with pytest.raises(grpc.FutureTimeoutError):
-            grpc.channel_ready_future(channel).result(timeout=1)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")  # nobody listens any more
+    with channel, pytest.raises(grpc.FutureTimeoutError):
+        grpc.channel_ready_future(channel).result(timeout=1)
