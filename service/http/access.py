@@ -38,9 +38,22 @@ from service.settings import Settings
 
 # Routes that need a key when keys are configured: a path, or a path followed by "/...".
 PROTECTED = ("/samples", "/models", "/interpolate", "/v2/models")
-# Routes open to all (with `/metrics` unless GAN_METRICS_AUTH): probes, metrics, the docs and
-# schema, the gallery page ("/" itself only) and its static files.
-OPEN = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/static")
+# Routes open to all (with `/metrics` unless GAN_METRICS_AUTH): probes (the v2 protocol's
+# too), metrics, the docs and schema, the gallery page ("/" itself only) and its static
+# files, and the v2 server metadata ("/v2" itself only: its models are protected).
+OPEN = (
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/static",
+    "/v2",
+    "/v2/health",
+)
+# Roots that stand for themselves alone, not for the paths below them.
+ALONE = ("/", "/v2")
 
 # Where the middleware leaves the index of the request's key for its endpoint's charge.
 KEY_SCOPE = "ganserve.key"
@@ -51,8 +64,10 @@ _BAD_KEY = "the API key is not valid"
 
 
 def is_under(path: str, roots: Sequence[str]) -> bool:
-    """Whether `path` is one of `roots` or below one ("/" stands for itself alone)."""
-    return any(path == root or (root != "/" and path.startswith(root + "/")) for root in roots)
+    """Whether `path` is one of `roots` or below one (a root in ALONE only itself)."""
+    return any(
+        path == root or (root not in ALONE and path.startswith(root + "/")) for root in roots
+    )
 
 
 class KeyRing:
