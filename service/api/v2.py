@@ -38,6 +38,37 @@ EXTENSIONS = ["binary_tensor_data"]
 BINARY_MEDIA_TYPE = "application/octet-stream"
 
 
+# The protocol's error body, and the answers of each route, for the OpenAPI schema.
+_ERROR: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            }
+        }
+    }
+}
+Answers = dict[int | str, dict[str, Any]]
+_EMPTY_200: Answers = {200: {"description": "Yes.", "content": {}}}
+_NOT_READY: Answers = {503: {"description": "Not ready: starting, failed or draining.", **_ERROR}}
+_UNKNOWN: Answers = {404: {"description": "Unknown model or version.", **_ERROR}}
+_INFER: Answers = {
+    200: {
+        "description": "The outputs: JSON, or JSON then binary outputs "
+        "(Inference-Header-Content-Length).",
+        "content": {"application/json": {}, BINARY_MEDIA_TYPE: {}},
+    },
+    400: {"description": "A request that cannot be read or does not fit the model.", **_ERROR},
+    **_UNKNOWN,
+    413: {"description": "More images than GAN_MAX_SAMPLES, or a body too large.", **_ERROR},
+    429: {"description": "The API key's rate limit (Retry-After).", **_ERROR},
+    **_NOT_READY,
+    504: {"description": "The request deadline passed.", **_ERROR},
+}
+
+
 def server_metadata() -> dict[str, Any]:
     version = importlib.metadata.version("ganserve")
     return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
@@ -119,12 +150,12 @@ def create_v2_router(state: ServiceState, access: Access) -> APIRouter:
         """Server metadata: name, version and the protocol extensions served."""
         return server_metadata()
 
-    @router.get("/health/live")
+    @router.get("/health/live", response_class=Response, responses=_EMPTY_200)
     async def live() -> Response:
         """200 while the process serves."""
         return Response(status_code=200)
 
-    @router.get("/health/ready", responses={503: {"description": "not ready"}})
+    @router.get("/health/ready", response_class=Response, responses=_EMPTY_200 | _NOT_READY)
     async def ready() -> Response:
         """200 once every model is loaded and warmed; 503 while starting or draining."""
         status, reason = state.readiness()
@@ -165,9 +196,23 @@ def create_v2_router(state: ServiceState, access: Access) -> APIRouter:
         return AnswerResponse(answer, BINARY_MEDIA_TYPE, headers)
 
     for path in ("/models/{name}", "/models/{name}/versions/{version}"):
-        router.add_api_route(path, metadata, methods=["GET"], summary="Model metadata")
-        router.add_api_route(path + "/ready", model_ready, methods=["GET"], summary="Model ready")
         router.add_api_route(
-            path + "/infer", run_infer, methods=["POST"], summary="Infer", response_class=Response
+            path, metadata, methods=["GET"], summary="Model metadata", responses=_UNKNOWN
+        )
+        router.add_api_route(
+            path + "/ready",
+            model_ready,
+            methods=["GET"],
+            summary="Model ready",
+            response_class=Response,
+            responses=_EMPTY_200 | _UNKNOWN | _NOT_READY,
+        )
+        router.add_api_route(
+            path + "/infer",
+            run_infer,
+            methods=["POST"],
+            summary="Infer",
+            response_class=Response,
+            responses=_INFER,
         )
     return router
