@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -249,3 +250,23 @@ def test_keys_and_rate_limits_hold_on_v2(serve: Callable[..., Server], model_dir
     finally:
         triton.close()
     assert srv.metric("gan_auth_rejected_total", reason="rate_limited") == 1
+
+
+def test_a_client_that_leaves_stops_costing_work(
+    serve: Callable[..., Server], slow_dir: Path
+) -> None:
+    # One image per run (~0.6 s each): the second of two waits in the queue when the client
+    # goes, and leaves it.
+    srv = serve(settings_for(slow_dir, max_batch=1))
+    body = b'{"inputs": [{"name": "seed", "datatype": "INT64", "shape": [2], "data": [1, 2]}]}'
+    head = (
+        f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    before = srv.metric("gan_rejected_total", reason="cancelled")
+    with socket.create_connection(srv.address, timeout=10) as sock:
+        sock.sendall(head + body)
+        poll(lambda: srv.metric("gan_queue_depth", model="slow") == 1)
+    poll(lambda: srv.metric("gan_rejected_total", reason="cancelled") == before + 1)
+    poll(lambda: srv.metric("gan_queue_depth", model="slow") == 0)
+    assert srv.client.get("/v2/health/ready").status_code == 200

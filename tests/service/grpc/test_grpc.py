@@ -23,6 +23,7 @@ from service.pipeline import seeding
 from tests.service.api.test_v2_http import run_model
 from tests.service.conftest import Server, samples_npy
 from tests.service.grpc.conftest import grpc_settings, grpc_url
+from tests.support.gan_serve import poll
 
 pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
 
@@ -185,3 +186,20 @@ def test_the_calls_not_served_are_unimplemented(client: tgrpc.InferenceServerCli
         client.get_model_config("digits")
     assert caught.value.status() == "StatusCode.UNIMPLEMENTED"
     assert client.is_server_live()
+
+
+def test_a_call_cancelled_by_its_deadline_stops_costing_work(
+    serve: Callable[..., Server], slow_dir: Path
+) -> None:
+    srv = serve(grpc_settings(slow_dir, max_batch=1, default_model="slow"))
+    triton = tgrpc.InferenceServerClient(grpc_url(srv))
+    before = srv.metric("gan_rejected_total", reason="cancelled")
+    try:
+        # Two images of ~0.6 s each, and a client that waits 0.3 s: its call ends first.
+        with pytest.raises(InferenceServerException) as caught:
+            triton.infer("slow", [tensor("seed", np.array([1, 2], np.int64))], client_timeout=0.3)
+        assert caught.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+    finally:
+        triton.close()
+    poll(lambda: srv.metric("gan_rejected_total", reason="cancelled") == before + 1)
+    poll(lambda: srv.metric("gan_queue_depth", model="slow") == 0)
