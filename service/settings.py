@@ -249,6 +249,13 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _grpc_has_a_port_of_its_own(self) -> Settings:
+        # Both servers bind host: one port for both would fail at start, less clearly.
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port ({self.grpc_port}) must differ from port")
+        return self
+
     # -- access control validators (service/http/access.py) ---------------------------------
     _split_api_keys = field_validator("api_keys", mode="before")(_split_csv)
     _split_cors_origins = field_validator("cors_origins", mode="before")(_split_csv)

@@ -92,6 +92,12 @@ def test_a_queue_smaller_than_one_request_is_refused() -> None:
         Settings(max_queue=10, max_samples=11)
 
 
+def test_grpc_on_the_http_port_is_refused() -> None:
+    with pytest.raises(ValidationError, match="grpc_port"):
+        Settings(port=9000, grpc_port=9000)
+    assert Settings(port=0, grpc_port=0).grpc_port == 0  # both ephemeral: two ports
+
+
 def test_every_setting_is_documented_in_docs_service_md() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
     for name in Settings.model_fields:
