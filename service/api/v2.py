@@ -22,7 +22,6 @@ import time
 from functools import partial
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -96,7 +95,7 @@ class HttpRender:
             }
             binary = self.binary if tensor.binary is None else tensor.binary
             if binary:
-                raw = _raw(tensor)
+                raw = infer.raw_bytes(tensor)
                 entry["parameters"] = {"binary_data_size": len(raw)}
                 chunks.append(raw)
             elif isinstance(tensor.data, list):  # BYTES (PNG) in JSON: base64 text
@@ -110,12 +109,6 @@ class HttpRender:
             return header
         self.header_length = len(header)
         return b"".join([header, *chunks])
-
-
-def _raw(tensor: Tensor) -> bytes:
-    if isinstance(tensor.data, list):
-        return tensors.bytes_tensor(tensor.data)
-    return np.ascontiguousarray(tensor.data, tensor.data.dtype.newbyteorder("<")).tobytes()
 
 
 def read_inputs(request: tensors.InferRequest, binary: bytes) -> list[Tensor]:

@@ -54,12 +54,7 @@ class GrpcRender:
         )
         for tensor in outputs:
             response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
-            if isinstance(tensor.data, list):
-                raw = tensors.bytes_tensor(tensor.data)
-            else:
-                little = tensor.data.dtype.newbyteorder("<")
-                raw = np.ascontiguousarray(tensor.data, little).tobytes()
-            response.raw_output_contents.append(raw)
+            response.raw_output_contents.append(infer.raw_bytes(tensor))
         data: bytes = response.SerializeToString()
         return data
 

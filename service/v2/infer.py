@@ -31,6 +31,7 @@ from service.encoding import formats
 from service.errors import BadRequest, ModelNotFound, TooLarge
 from service.pipeline import seeding
 from service.pipeline.jobs import Images, Job, Labels, Latents, Pixels
+from service.v2 import tensors
 
 INPUT_SEED = "seed"
 OUTPUT_PIXELS = "pixels"
@@ -49,6 +50,14 @@ class Tensor:
     shape: tuple[int, ...]
     data: npt.NDArray[Any] | list[bytes]
     binary: bool | None = None  # an output's wish for the binary extension (HTTP only)
+
+
+def raw_bytes(tensor: Tensor) -> bytes:
+    """A tensor's raw form (binary extension, raw_output_contents): little-endian values,
+    row-major; BYTES elements each behind its 4-byte length."""
+    if isinstance(tensor.data, list):
+        return tensors.bytes_tensor(tensor.data)
+    return np.ascontiguousarray(tensor.data, tensor.data.dtype.newbyteorder("<")).tobytes()
 
 
 Render = Callable[[list[Tensor]], bytes]
