@@ -23,6 +23,7 @@ from service.pipeline import seeding
 from tests.service.api.test_v2_http import run_model
 from tests.service.conftest import Server, samples_npy
 from tests.service.grpc.conftest import grpc_settings, grpc_url
+from tests.service.test_main import self_signed
 from tests.support.gan_serve import poll
 
 pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
@@ -203,3 +204,24 @@ def test_a_call_cancelled_by_its_deadline_stops_costing_work(
         triton.close()
     poll(lambda: srv.metric("gan_rejected_total", reason="cancelled") == before + 1)
     poll(lambda: srv.metric("gan_queue_depth", model="slow") == 0)
+
+
+def test_with_tls_files_grpc_is_tls_only(
+    serve: Callable[..., Server], model_dir: Path, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    srv = serve(grpc_settings(model_dir, tls_cert_file=cert, tls_key_file=key))
+    secure = tgrpc.InferenceServerClient(grpc_url(srv), ssl=True, root_certificates=str(cert))
+    try:
+        assert secure.is_server_ready()
+        result = secure.infer("digits", [tensor("seed", np.array([5], np.int64))])
+        assert result.as_numpy("pixels").shape == (1, 1, 28, 28)
+    finally:
+        secure.close()
+    plain = tgrpc.InferenceServerClient(grpc_url(srv))
+    try:
+        with pytest.raises(InferenceServerException) as caught:
+            plain.is_server_ready(client_timeout=5)
+        assert caught.value.status() == "StatusCode.UNAVAILABLE"
+    finally:
+        plain.close()
