@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 
 from core.contract import inspect, to_uint8
 from service.pipeline import seeding
-from tests.service.conftest import Server, samples_npy, settings_for
+from tests.service.conftest import Server, samples_npy, seconds_per_run, settings_for
 from tests.support.gan_serve import poll
 
 pytestmark = pytest.mark.slow  # servers, subprocesses or training: not in the fast lane
@@ -270,3 +270,13 @@ def test_a_client_that_leaves_stops_costing_work(
     poll(lambda: srv.metric("gan_rejected_total", reason="cancelled") == before + 1)
     poll(lambda: srv.metric("gan_queue_depth", model="slow") == 0)
     assert srv.client.get("/v2/health/ready").status_code == 200
+
+
+def test_the_request_deadline_holds_on_v2(serve: Callable[..., Server], slow_dir: Path) -> None:
+    # Runs of one image, each longer than the deadline: the second image is still queued.
+    timeout = max(0.05, seconds_per_run(slow_dir / "slow.onnx") / 4)
+    srv = serve(settings_for(slow_dir, max_batch=1, request_timeout_s=timeout))
+    body = {"inputs": [{"name": "seed", "datatype": "INT64", "shape": [2], "data": [1, 2]}]}
+    response = srv.client.post("/v2/models/slow/infer", json=body)
+    assert response.status_code == 504
+    assert "deadline" in response.json()["error"]

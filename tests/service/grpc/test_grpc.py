@@ -21,7 +21,7 @@ from core.contract import inspect, to_uint8
 from service.grpc.messages import MESSAGES, SERVICE
 from service.pipeline import seeding
 from tests.service.api.test_v2_http import run_model
-from tests.service.conftest import Server, samples_npy
+from tests.service.conftest import Server, samples_npy, seconds_per_run
 from tests.service.grpc.conftest import grpc_settings, grpc_url
 from tests.service.test_main import self_signed
 from tests.support.gan_serve import poll
@@ -225,3 +225,17 @@ def test_with_tls_files_grpc_is_tls_only(
         assert caught.value.status() == "StatusCode.UNAVAILABLE"
     finally:
         plain.close()
+
+
+def test_the_request_deadline_holds_over_grpc(serve: Callable[..., Server], slow_dir: Path) -> None:
+    timeout = max(0.05, seconds_per_run(slow_dir / "slow.onnx") / 4)
+    srv = serve(
+        grpc_settings(slow_dir, max_batch=1, request_timeout_s=timeout, default_model="slow")
+    )
+    triton = tgrpc.InferenceServerClient(grpc_url(srv))
+    try:
+        with pytest.raises(InferenceServerException, match="deadline") as caught:
+            triton.infer("slow", [tensor("seed", np.array([1, 2], np.int64))])
+        assert caught.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+    finally:
+        triton.close()
