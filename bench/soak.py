@@ -60,6 +60,16 @@ def server_env(workers: int) -> dict[str, str]:
 
 
 def start(args: argparse.Namespace, scratch: Path) -> systems.Server:
+    """gan-serve with SIGHUP's default disposition, as a service manager starts it: a soak
+    run under `nohup` ignores SIGHUP, and a child inherits an ignored signal."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        return _start(args, scratch)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _start(args: argparse.Namespace, scratch: Path) -> systems.Server:
     system = systems.SYSTEMS["gan-serve"]
     return systems.start(
         system, args.model, "cpu", scratch / "logs", scratch, server_env(args.workers)
