@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "soak": "bench.soak",
     "revisions": "bench.revisions",
     "faults": "bench.faults",
+    "memory": "bench.memory",
     "report": "bench.report",
     "server-view": "bench.server_view",
     "run-length": "bench.run_length",

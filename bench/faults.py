@@ -50,32 +50,6 @@ class Outcome:
     status: int  # 0: no answer (connection lost)
 
 
-@dataclass(frozen=True)
-class Usage:
-    """The service's process tree at one moment."""
-
-    processes: int
-    rss_mb: float
-    fds: int
-    threads: int
-    shm_entries: int
-
-
-def usage(pid: int) -> Usage:
-    rss = 0.0
-    fds = threads = 0
-    members = [pid, *systems.descendants(pid)]
-    for member in members:
-        rss += systems.rss_mb(member) or 0.0
-        try:
-            fds += len(os.listdir(f"/proc/{member}/fd"))
-            threads += len(os.listdir(f"/proc/{member}/task"))
-        except OSError:
-            continue
-    shm = len(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else 0
-    return Usage(len(members), round(rss, 1), fds, threads, shm)
-
-
 async def _client(
     port: int, raw: bytes, began: float, stop_at: float, outcomes: list[Outcome]
 ) -> None:
@@ -191,7 +165,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 "POST", f"/samples?n={args.n}&format=png", f"127.0.0.1:{server.port}"
             )
             asyncio.run(_load(server.port, raw, args.concurrency, 1.0))  # warm, unmeasured
-            before = usage(server.pid)
+            before = systems.usage(server.pid)
             victim = systems.descendants(server.pid)[0]
             back: list[float] = []
             watcher = threading.Timer(
@@ -202,7 +176,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 _load(server.port, raw, args.concurrency, args.before + args.after)
             )
             watcher.join()
-            after = usage(server.pid)
+            after = systems.usage(server.pid)
             workers = _workers(server)
         finally:
             server.stop()

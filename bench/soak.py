@@ -12,14 +12,15 @@ mid-head, mid-work or mid-answer, slowloris heads and bodies, idle keep-alive an
 connections, the bad-input corpus (bench/soak_inputs.py), and two keys driven open-loop at
 their rate and at three times it. Every `--interval` seconds it records the server's RSS,
 open fds and threads (whole process tree), queue depth, the counts so far and the interval's
-p99 (bench/soak_record.py). At the end, with light traffic in flight, SIGHUP (recorded: the
-service does not handle it), then SIGTERM (on a restarted server if SIGHUP ended it).
+p99 (bench/soak_record.py). At the end, with light traffic in flight, SIGHUP (which drains
+like SIGTERM), then SIGTERM on a server started again.
 
 Pass: no 5xx but 503/504 naming their reason; no request lost (each gets a status, or a
 clean refusal: a connection refused before a byte was sent); bad input never served; RSS and
 fds flat from minute 5 to the end (drift < 20 MB, < 10 fds; judged on runs of 10 minutes or
-more); per key, images served in any window ≤ rate × window + burst; SIGTERM drains and
-exits 0. Exit status 1 when a judged criterion fails.
+more); per key, images served in any window ≤ rate × window + burst; SIGHUP and SIGTERM
+each drain, lose nothing in flight, leave no process behind and exit 0. Exit status 1 when a
+judged criterion fails.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ async def signalled(server: systems.Server, sig: signal.Signals, watch_s: float)
 def describe_sighup(hup: dict[str, Any]) -> str:
     if hup["exit"] is None:
         return "still serving" if hup["serving_after"] else "running but not ready"
+    if hup["exit"] == 0 and not hup["lost"] and not hup["tree_left_running"]:
+        return f"drained: exit status 0, nothing lost, {hup['seconds']} s"
     how = f"signal {-hup['exit']}" if hup["exit"] < 0 else f"exit status {hup['exit']}"
     orphans = ""
     if hup["tree_left_running"]:

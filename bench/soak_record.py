@@ -151,7 +151,11 @@ def verdicts(result: dict[str, Any], judge_drift: bool) -> list[dict[str, Any]]:
         term["exit"] == 0 and term["lost"] == 0,
     )
     hup = result["sighup"]
-    row("SIGHUP (recorded, not judged)", hup["what_happened"], None)
+    row(
+        "SIGHUP: drained like SIGTERM, exit status 0, nothing lost, no process left",
+        hup["what_happened"],
+        hup["exit"] == 0 and hup["lost"] == 0 and hup["tree_left_running"] == 0,
+    )
     return rows
 
 

@@ -340,3 +340,29 @@ def main_thread_cpu_ms(pid: int) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return 1000.0 * ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The service's process tree at one moment."""
+
+    processes: int
+    rss_mb: float
+    fds: int
+    threads: int
+    shm_entries: int
+
+
+def usage(pid: int) -> Usage:
+    rss = 0.0
+    fds = threads = 0
+    members = [pid, *descendants(pid)]
+    for member in members:
+        rss += rss_mb(member) or 0.0
+        try:
+            fds += len(os.listdir(f"/proc/{member}/fd"))
+            threads += len(os.listdir(f"/proc/{member}/task"))
+        except OSError:
+            continue
+    shm = len(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else 0
+    return Usage(len(members), round(rss, 1), fds, threads, shm)

@@ -60,7 +60,7 @@ def create_app(
         access = Access(settings, metrics)
     else:
         metrics.add_collector(WorkerCollector(seat.shared))
-        state = ServiceState(settings, metrics, specs, peers=seat, cores=seat.cores)
+        state = ServiceState(settings, metrics, specs, peers=seat)
         access = Access(settings, metrics, shared=seat.shared)
 
     @asynccontextmanager

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from types import FrameType
 
 import uvicorn
@@ -26,6 +28,9 @@ log = logging.getLogger("service")
 
 # After the drain, how long uvicorn may take to finish writing responses and close.
 _RESPONSE_GRACE_S = 5
+# Signals that drain the service: a terminal's hang-up (SIGHUP) too, which would otherwise end
+# the process at once with requests in flight.
+DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class DrainingServer(uvicorn.Server):
@@ -37,13 +42,27 @@ class DrainingServer(uvicorn.Server):
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """uvicorn's signals (SIGINT, SIGTERM), and SIGHUP the same way."""
+        if threading.current_thread() is not threading.main_thread():  # signals: main only
+            with super().capture_signals():
+                yield
+            return
+        previous = signal.signal(signal.SIGHUP, self.handle_exit)
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # Ctrl-C (SIGINT) drains like SIGTERM; a second signal of either kind stops now,
+        # Ctrl-C (SIGINT) and SIGHUP drain like SIGTERM; a second signal of any stops now,
         # unless the drain is over and shutdown under way already (a double Ctrl-C): then
         # forcing it would only cut the lifespan's close short and log a traceback.
         if self._draining and self.should_exit:
             return
-        if sig not in (signal.SIGTERM, signal.SIGINT) or self._draining:
+        if sig not in DRAIN_SIGNALS or self._draining:
             super().handle_exit(sig, frame)
             return
         try:

@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     workers: Annotated[int | Literal["auto"], BeforeValidator(_auto_or_int)] = Field(
         default=1,
         description="HTTP worker processes on the one port, each with its own engine; the "
-        "queue, memory budget and cores are split among them (auto: one per usable core).",
+        "queue and memory budget are split among them, each runs on every core (auto: one "
+        "per usable core).",
     )
     # -- the request pipeline: run slots, memory budget, deadline grace ----------------------
     run_slots: int = Field(

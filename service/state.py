@@ -49,13 +49,12 @@ class ServiceState:
         metrics: Metrics,
         specs: Sequence[GeneratorSpec] | None = None,
         peers: Peers | None = None,
-        cores: int | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.specs = list(specs) if specs is not None else None  # read by gan-serve at start
         self.peers = peers
-        self.catalog = Catalog(settings, metrics, cores)
+        self.catalog = Catalog(settings, metrics)
         self.status = Status.STARTING
         self.reason = "loading models"
         self._drain_deadline: float | None = None

@@ -239,8 +239,8 @@ def usable_cpus() -> int:
 def run_layout(
     on_gpu: bool, run_slots: int, intra_op_threads: int, cores: int | None = None
 ) -> tuple[int, int]:
-    """(run slots, intra-op threads per run): 0 means auto; `cores` are this process's share
-    of the machine (default: every usable core).
+    """(run slots, intra-op threads per run): 0 means auto; `cores`: the usable cores
+    (default: read from this process's affinity and CPU quota).
 
     On the CPU, one slot per core with one intra-op thread each: several small runs in
     parallel scale across cores where one run on several threads does not. On a GPU, one slot
@@ -261,7 +261,6 @@ def load(
     io_binding: bool | None = None,
     run_slots: int = 0,
     spec: GeneratorSpec | None = None,
-    cores: int | None = None,
 ) -> Generator:
     """Open an onnxruntime session on `path`, checked against the contract — by `spec`, its
     reading at start-up, when given (the file must not have changed since)."""
@@ -275,7 +274,7 @@ def load(
     # fallback, which choose_providers has already explained in one warning.
     choice = choose_providers(providers, ort.get_available_providers())
     on_gpu = choice.names[0] == PROVIDERS["cuda"]
-    slots, threads = run_layout(on_gpu, run_slots, intra_op_threads, cores)
+    slots, threads = run_layout(on_gpu, run_slots, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads

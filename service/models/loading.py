@@ -45,11 +45,8 @@ def read_specs(settings: Settings) -> list[GeneratorSpec]:
     return check_all(paths)
 
 
-def load_model(
-    spec: GeneratorSpec, settings: Settings, budget_bytes: int, cores: int | None = None
-) -> LoadedModel:
-    """Open, size and warm one model; `budget_bytes` is the memory still free for requests,
-    `cores` this process's share of the machine's cores (default: all of them)."""
+def load_model(spec: GeneratorSpec, settings: Settings, budget_bytes: int) -> LoadedModel:
+    """Open, size and warm one model; `budget_bytes` is the memory still free for requests."""
     s = settings
     gen = generator.load(
         spec.path,
@@ -58,7 +55,6 @@ def load_model(
         generator.warmup_sizes(s.max_batch),
         run_slots=s.run_slots,
         spec=spec,
-        cores=cores,
     )
     cost = ImageCost(
         held=memory.held_bytes(spec.image_shape, spec.latent_dim),

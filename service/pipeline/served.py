@@ -69,10 +69,9 @@ def serve(
 class Catalog:
     """Every served model by name, and the default one."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, cores: int | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.cores = cores  # this process's share of the machine's cores (None: all)
         self.budget = MemoryBudget(settings.memory_budget_mb * MB)
         self.models: dict[str, ServedModel] = {}
         self.default: str | None = None
@@ -81,7 +80,7 @@ class Catalog:
         """Load, size and warm each model (in a thread: runs take long), then pick the default."""
         for spec in specs:
             loaded = await asyncio.to_thread(
-                load_model, spec, self.settings, self.budget.for_requests, self.cores
+                load_model, spec, self.settings, self.budget.for_requests
             )
             self.budget.reserve(loaded.reserve_bytes)
             self.models[spec.name] = serve(loaded, self.settings, self.budget, self.metrics)

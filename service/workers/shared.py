@@ -121,11 +121,10 @@ class SharedState:
 
 @dataclass(frozen=True)
 class Seat:
-    """One worker's place in the service: its index, its share of the cores, the shared file."""
+    """One worker's place in the service: its index and the shared file."""
 
     shared: SharedState
     index: int
-    cores: int
 
     @property
     def workers(self) -> int:

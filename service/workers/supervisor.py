@@ -15,7 +15,7 @@ end, so the workers can bind it and nobody else can.
   if it keeps dying before it is ready), counted in `gan_process_restarts_total`; its
   connections die with it, the other workers go on serving. A worker that never gets ready
   five times in a row stops the service (exit 2).
-- **Shutdown**: SIGTERM or Ctrl-C goes to every worker, which drains (docs/service.md,
+- **Shutdown**: SIGTERM, SIGHUP or Ctrl-C goes to every worker, which drains (docs/service.md,
   "Shutdown"); the parent waits for all of them, then removes the shared files.
 """
 
@@ -110,8 +110,8 @@ class Supervisor:
                 worker.process.send_signal(sig)
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # each worker drains
+            signal.signal(sig, self.stop)
         port = self.holder.getsockname()[1]
         log.info("%d workers on %s:%s", self.count, self.settings.host, port)
         for index in range(self.count):

@@ -18,7 +18,6 @@ from core import contract
 from service import serving
 from service.app import create_app
 from service.models import files
-from service.models.generator import usable_cpus
 from service.settings import Settings
 from service.workers.shared import Seat, SharedState
 from service.workers.supervisor import INDEX_ENV, STATE_ENV, reuseport_socket
@@ -32,17 +31,21 @@ def part(total: int, index: int, workers: int) -> int:
     return total // workers + (1 if index < total % workers else 0)
 
 
-def share(settings: Settings, index: int, workers: int, cores: int) -> tuple[Settings, int]:
-    """Worker `index`'s settings and cores: its part of the queue, the memory budget and the
-    cores, so that the service as a whole keeps the limits it was given (at least one of
-    each)."""
-    mine = settings.model_copy(
+def share(settings: Settings, index: int, workers: int) -> Settings:
+    """Worker `index`'s settings: its part of the queue and the memory budget, so that the
+    service as a whole keeps the limits it was given (at least one of each).
+
+    The cores are not split: each worker may run as many runs at once as the machine has
+    cores, each on one intra-op thread below every event loop's priority, so a lone request
+    still spreads over every core (split into one cores' share each, a request of the shipped
+    model at c = 1 took 0.62x the throughput of one worker; docs/benchmarks.md, "Worker
+    processes"). One-thread runs have no spinning thread pool to oversubscribe the cores."""
+    return settings.model_copy(
         update={
             "max_queue": max(1, part(settings.max_queue, index, workers)),
             "memory_budget_mb": max(1, part(settings.memory_budget_mb, index, workers)),
         }
     )
-    return mine, max(1, part(cores, index, workers))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -60,9 +63,9 @@ def main() -> int:
         level=total.log_level.upper(),
         format=f"%(asctime)s %(levelname)s worker {index} %(name)s: %(message)s",
     )
-    settings, cores = share(total, index, shared.workers, usable_cpus())
+    settings = share(total, index, shared.workers)
     specs = contract.check_all(files.discover(settings.model_dir, settings.model_path))
-    app = create_app(settings, specs, Seat(shared, index, cores))
+    app = create_app(settings, specs, Seat(shared, index))
     return serving.run(app, settings, [listening_socket(settings.host, settings.port)])
 
 

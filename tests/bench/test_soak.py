@@ -69,6 +69,11 @@ def test_sigterm_drains_and_exits_0_with_nothing_in_flight_lost(result: dict[str
     assert term["ok"] > 0  # requests were in flight
 
 
+def test_sighup_drains_like_sigterm_and_leaves_no_process(result: dict[str, Any]) -> None:
+    hup = result["sighup"]
+    assert (hup["exit"], hup["lost"], hup["tree_left_running"]) == (0, 0, 0), hup
+
+
 def test_the_verdicts_say_pass_where_a_minute_can_judge(result: dict[str, Any]) -> None:
     judged = {v["criterion"]: v["verdict"] for v in result["verdicts"] if v["verdict"] != "n/a"}
     assert set(judged.values()) == {"pass"}, judged

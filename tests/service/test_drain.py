@@ -51,13 +51,16 @@ def _post(conn: http.client.HTTPConnection, path: str) -> tuple[int, dict[str, s
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
-def test_sigterm_answers_keep_alive_clients_without_a_reset_then_exits_0(served: Served) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_answers_keep_alive_clients_without_a_reset_then_exits_0(
+    served: Served, sig: signal.Signals
+) -> None:
     busy, idle = connect(served), connect(served)
     assert _post(idle, "/samples?n=1&format=npy")[0] == 200  # now an idle keep-alive connection
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(_post, busy, "/samples?n=2&format=npy")
         poll(lambda: served.metric("gan_admitted_images", model="slow") == 2)
-        served.process.send_signal(signal.SIGTERM)
+        served.process.send_signal(sig)  # a terminal's hang-up drains like SIGTERM
         poll(lambda: served.get("/readyz").json()["status"] == "draining")
         # A request sent after the signal on a connection opened before it: 503, not a reset.
         status, headers, body = _post(idle, "/samples?n=1")
