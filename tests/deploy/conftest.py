@@ -20,6 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 IN_CI = bool(os.environ.get("CI"))
 
+# The benchmark the autoscaling targets derive from (deploy/kserve/, deploy/k8s/overlays/keda/,
+# docs/deploy.md "KServe and autoscaling"): a 2-CPU pod of the shipped model saturates at
+# about 8 requests of n = 16 images in flight.
+BENCH_COMMAND = (
+    "python -m bench workers --model models/fashion-cdcgan.onnx --concurrency 1 8 32 128"
+)
+SATURATION_REQUESTS = 8
+IMAGES_PER_REQUEST = 16
+
 
 def require(tool: str) -> str:
     """The path of `tool` (on PATH or beside this Python); fail in CI, skip elsewhere."""

@@ -1,4 +1,5 @@
-"""The PromQL expressions of the Grafana dashboard and the alert rules, ready to evaluate.
+"""The PromQL expressions of the Grafana dashboard, the alert rules and the KEDA ScaledObject,
+ready to evaluate.
 
 Grafana expressions carry template variables; evaluating them outside Grafana substitutes
 what Grafana would: the job, all models, a rate window. Alert expressions get `bool` before
@@ -17,6 +18,7 @@ from tests.deploy.conftest import DEPLOY
 
 DASHBOARD = DEPLOY / "grafana/dashboards/ganserve.json"
 ALERTS = DEPLOY / "prometheus/alerts.yml"
+SCALED_OBJECT = DEPLOY / "k8s/overlays/keda/scaledobject.yaml"
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$job": "ganserve", "$model": ".*"}
 THRESHOLD = re.compile(r"(==|!=|>=|<=|>|<)(\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*)$")
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
@@ -41,6 +43,8 @@ CONTRACT = {
     "gan_worker_cpu_seconds_total",
 }
 STANDARD = {"up", "process_cpu_seconds_total", "process_resident_memory_bytes"}
+# Service metrics the autoscalers read and the dashboard does not show.
+SCALING = {"gan_admitted_images"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,15 @@ def alert_exprs() -> list[Expr]:
     return [
         Expr(f"alert {r['alert']}", r["expr"], THRESHOLD.sub(r"\1 bool\2", r["expr"].strip()))
         for r in rules
+    ]
+
+
+def scaled_object_exprs() -> list[Expr]:
+    triggers = yaml.safe_load(SCALED_OBJECT.read_text())["spec"]["triggers"]
+    return [
+        Expr(f"ScaledObject trigger {i}", t["metadata"]["query"], t["metadata"]["query"])
+        for i, t in enumerate(triggers)
+        if t["type"] == "prometheus"
     ]
 
 

@@ -20,8 +20,9 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 GPU = yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
 ENV_EXAMPLE = (REPO / ".env.example").read_text()
 # Fixed inside the container (docker-compose.yml says why), so neither passed through nor
-# meant to be set in .env.
-FIXED_IN_CONTAINER = {"GAN_HOST", "GAN_PORT", "GAN_MODEL_DIR"}
+# meant to be set in .env; some of them set there to a value of their own.
+FIXED_IN_CONTAINER = {"GAN_HOST", "GAN_PORT", "GAN_GRPC_PORT", "GAN_MODEL_DIR"}
+FIXED_VALUES = {"GAN_GRPC_PORT": "8001"}
 SETTINGS = {f"GAN_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -61,7 +62,16 @@ def test_api_is_health_checked_on_readyz_and_restarts() -> None:
     api = COMPOSE["services"]["api"]
     assert any("/readyz" in part for part in api["healthcheck"]["test"])
     assert api["restart"] == "unless-stopped"
-    assert api["ports"] == ["${BIND_ADDRESS:-127.0.0.1}:${API_PORT:-8000}:8000"]
+    assert api["ports"][0] == "${BIND_ADDRESS:-127.0.0.1}:${API_PORT:-8000}:8000"
+
+
+def test_v2_grpc_is_on_8001_and_published() -> None:
+    api = COMPOSE["services"]["api"]
+    assert "GAN_GRPC_PORT=8001" in api["environment"]
+    assert api["ports"] == [
+        "${BIND_ADDRESS:-127.0.0.1}:${API_PORT:-8000}:8000",
+        "${BIND_ADDRESS:-127.0.0.1}:8001:8001",
+    ]
 
 
 def test_stop_grace_period_covers_the_default_drain() -> None:
@@ -98,8 +108,10 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard() -> None:
 
 
 def test_every_service_setting_is_passed_through_to_the_api() -> None:
-    listed = {entry.split("=", 1)[0] for entry in COMPOSE["services"]["api"]["environment"]}
+    environment = COMPOSE["services"]["api"]["environment"]
+    listed = {entry.split("=", 1)[0] for entry in environment} - FIXED_VALUES.keys()
     assert listed == SETTINGS - FIXED_IN_CONTAINER
+    assert {f"{name}={value}" for name, value in FIXED_VALUES.items()} <= set(environment)
 
 
 def test_env_example_documents_every_setting_and_nothing_else() -> None:

@@ -1,6 +1,7 @@
 """deploy/k8s/: kustomize renders the base and the GPU overlay, the result validates offline
 against the Kubernetes schemas (kubernetes-validate, strict), and keeps the issue's promises:
-probes, resources, a grace period that covers the drain, HPA, scrape annotations, a GPU."""
+probes, resources, a grace period that covers the drain, HPA, scrape annotations, a GPU, the
+v2 gRPC port. The KEDA overlay has tests of its own (test_keda.py)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,17 @@ def test_service_and_hpa_target_the_deployment(manifests: dict) -> None:
     hpa = manifests["HorizontalPodAutoscaler"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == manifests["Deployment"]["metadata"]["name"]
     assert 1 <= hpa["minReplicas"] < hpa["maxReplicas"]
+
+
+def test_grpc_port_8001_is_set_declared_and_served(manifests: dict) -> None:
+    ports = {port["name"]: port["containerPort"] for port in container(manifests)["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001}
+    assert manifests["ConfigMap"]["data"]["GAN_GRPC_PORT"] == "8001"
+    served = {
+        port["name"]: (port["port"], port["targetPort"])
+        for port in manifests["Service"]["spec"]["ports"]
+    }
+    assert served == {"http": (8000, "http"), "grpc": (8001, "grpc")}
 
 
 def test_pods_carry_prometheus_scrape_annotations(manifests: dict) -> None:

@@ -1,6 +1,7 @@
-"""Every PromQL expression of the Grafana dashboard and the alert rules, evaluated by a real
-Prometheus that scraped a real service under load: each must run without error and return
-data. A typo in a metric or label name, or a label the service does not set, fails here.
+"""Every PromQL expression of the Grafana dashboard, the alert rules and the KEDA ScaledObject,
+evaluated by a real Prometheus that scraped a real service under load: each must run without
+error and return data. A typo in a metric or label name, or a label the service does not set,
+fails here.
 
 The service is `python -m service` on a tiny model (tests/support/onnx_models.py) on a free
 loopback port; Prometheus is Debian's binary with deploy/prometheus/prometheus.yml, its
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY, REPO, require
-from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs
+from tests.deploy.promql import Expr, alert_exprs, dashboard_exprs, scaled_object_exprs
 from tests.support.gan_serve import gan_serve
 from tests.support.gan_serve import poll as support_poll
 from tests.support.ports import free_port
@@ -165,7 +166,9 @@ def prometheus_under_load(
         raise
 
 
-@pytest.mark.parametrize("expr", dashboard_exprs() + alert_exprs(), ids=lambda e: e.source)
+@pytest.mark.parametrize(
+    "expr", dashboard_exprs() + alert_exprs() + scaled_object_exprs(), ids=lambda e: e.source
+)
 def test_expression_runs_and_returns_data(prometheus_under_load: httpx.Client, expr: Expr) -> None:
     answer = prometheus_under_load.get("/query", params={"query": expr.promql}).json()
     assert answer["status"] == "success", f"{expr.promql}: {answer.get('error')}"
