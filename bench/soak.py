@@ -113,6 +113,14 @@ async def drive(server: systems.Server, args: argparse.Namespace, ledger: Ledger
     return samples
 
 
+def _wait(server: systems.Server, timeout_s: float) -> int | None:
+    """The process's exit status, None while it still runs after `timeout_s`."""
+    try:
+        return server.process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 async def signalled(server: systems.Server, sig: signal.Signals, watch_s: float) -> dict[str, Any]:
     """Send `sig` with two clients' requests in flight; watch the process for `watch_s`."""
     ledger, stop = Ledger(), asyncio.Event()
@@ -128,14 +136,17 @@ async def signalled(server: systems.Server, sig: signal.Signals, watch_s: float)
     tree = [server.pid, *systems.descendants(server.pid)]
     sent = time.monotonic()
     os.kill(server.pid, sig)
-    try:
-        code: int | None = await asyncio.to_thread(server.process.wait, watch_s)
-    except subprocess.TimeoutExpired:  # still running after watch_s
-        code = None
+    exited = asyncio.ensure_future(asyncio.to_thread(_wait, server, watch_s))
+    # The clients stop at the first answer that says the drain began: what they sent before
+    # is in flight and judged; a new connection opened as the process closes its socket
+    # would meet a reset that no server can avoid (the kernel's backlog of a closing socket).
+    while not exited.done() and not any(r.status == 503 and r.sent >= sent for r in ledger.records):
+        await asyncio.sleep(0.01)
+    stop.set()
+    code = await exited
     seconds = round(time.monotonic() - sent, 2)
     # whoever still listens on the port (with GAN_WORKERS > 1, orphaned workers may)
     alive = systems.status(server.base_url + "/readyz") == 200
-    stop.set()
     await asyncio.gather(*tasks)
     left = [pid for pid in tree[1:] if Path(f"/proc/{pid}").exists()] if code is not None else []
     found = soak_record.counts(ledger.records)
