@@ -202,9 +202,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     result["pass"]["shared_files_removed"] = not left
     print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    sidebyside.save(result, args.out)
     return 0 if all(result["pass"].values()) else 1
 
 

@@ -111,7 +111,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "pass": peak[0] <= bound,
     }
     print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    sidebyside.save(result, args.out)
     return 0 if result["pass"] else 1

@@ -125,6 +125,13 @@ def _line(row: dict[str, Any], first: str, second: str) -> str:
     return f"c={row['connections']:>4}: {side(first)} | {side(second)} | ×{row['ratio']}"
 
 
+def save(result: dict[str, Any], out: Path | None) -> None:
+    """A command's result as JSON at `out` (its folder made), when one is given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+
+
 def machine() -> dict[str, Any]:
     """What ran the measurement, for the result's header."""
     return {"cpu": cpu_model(), "cores": os.cpu_count()}
@@ -185,7 +192,5 @@ def run(sides: tuple[Side, Side], args: argparse.Namespace, command: str) -> dic
         "n": args.n,
         "rows": rows,
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(result, args.out)
     return result
