@@ -56,6 +56,17 @@ def _auto_or_int(value: object) -> object:
     return value
 
 
+def _on_off_auto(value: object) -> object:
+    """GAN_CUDA_GRAPHS: auto, on or off; 1 and 0 (and booleans) stand for on and off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value).strip().lower()
+    text = {"1": "on", "0": "off"}.get(text, text)
+    if text not in ("auto", "on", "off"):
+        raise ValueError("give auto, on (1) or off (0)")
+    return text
+
+
 def _split_csv(value: object) -> object:
     """Let list settings be written `a,b,c` in the environment (JSON lists work too)."""
     if isinstance(value, str):
@@ -103,6 +114,17 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         description="onnxruntime intra-op threads per run slot (0: auto, cores / run slots).",
+    )
+    cuda_graphs: Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off_auto)] = Field(
+        default="auto",
+        description="CUDA graphs on the CUDA provider: auto (on, and off with one warning "
+        "where onnxruntime cannot capture the model), on (a model it cannot capture fails "
+        "to load) or off; nothing on the CPU.",
+    )
+    devices: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        description="CUDA device ids to run each model on, comma-separated (default: every "
+        "GPU the driver reports); ignored on the CPU.",
     )
 
     max_batch: int = Field(default=256, ge=1, description="Most images in one onnxruntime run.")
@@ -224,6 +246,14 @@ class Settings(BaseSettings):
 
     _split_providers = field_validator("providers", mode="before")(_split_csv)
     _split_buckets = field_validator("latency_buckets", mode="before")(_split_csv)
+    _split_devices = field_validator("devices", mode="before")(_split_csv)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_listed_once(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and (not value or min(value) < 0 or len(set(value)) != len(value)):
+            raise ValueError("give CUDA device ids (0, 1, ...), each once, e.g. '0,1', or unset it")
+        return value
 
     @field_validator("latency_buckets")
     @classmethod

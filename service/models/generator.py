@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ import onnxruntime as ort
 
 # The contract's reader lives in core.contract; ModelError stays importable from here.
 from core.contract import GeneratorSpec, Images, ModelError, inspect
-from service.models.providers import PROVIDERS, choose_providers
+from service.models.devices import DevicePool, choose_devices
+from service.models.engine import Engine, RunPath, RunStop
+from service.models.providers import (
+    PROVIDERS,
+    choose_providers,
+    cuda_device_count,
+    with_cuda_options,
+)
 
 __all__ = [
     "PROVIDERS",
@@ -32,6 +39,7 @@ __all__ = [
     "Images",
     "ModelError",
     "RunStop",
+    "RuntimeFailed",
     "load",
     "warmup_sizes",
 ]
@@ -39,11 +47,18 @@ __all__ = [
 log = logging.getLogger("service.models.generator")
 
 _SHORT = {full: short for short, full in PROVIDERS.items()}
+# onnxruntime's CUDA provider captures a session's graph on a thread's third run of it (two
+# regular runs first, for their memory); one more replays it.
+_CAPTURED_RUNS = 4
 
 
 _BUILD_PATH = re.compile(r"(?:/[\w.+-]+)+\.(?:h|hpp|cc|cpp|cu|cuh|c):\d+\s*")
 _CPP_FUNCTION = re.compile(r"\b\w+(?:::[\w~]+)+\([^()]*\)\s*(?:const\s*)?")
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+
+
+class RuntimeFailed(ModelError):
+    """onnxruntime refused the model: opening a session on it, or a warm-up run, failed."""
 
 
 def runtime_error_line(exc: BaseException, limit: int = 300) -> str:
@@ -64,76 +79,61 @@ def warmup_sizes(max_batch: int) -> list[int]:
     return [*sizes, max_batch]
 
 
-class RunStop:
-    """Stops one onnxruntime run from another thread: between two nodes, or two iterations of
-    a Loop, the run raises instead of going on (its requests are gone)."""
-
-    def __init__(self) -> None:
-        self.options = ort.RunOptions()
-        # A stopped run is no failure: keep onnxruntime's own error line out of the log.
-        self.options.log_severity_level = 4
-
-    def stop(self) -> None:
-        self.options.terminate = True
-
-    @property
-    def stopped(self) -> bool:
-        return bool(self.options.terminate)
-
-
 class Generator:
-    """The onnxruntime session(s) serving one generator file.
+    """The onnxruntime sessions serving one generator file: one engine per device.
 
-    One session, except where runs are padded (CUDA) and `open_session` can open more: then
-    each padded size gets a session of its own. onnxruntime's CUDA kernels redo their set-up
+    One session, except where runs are padded (CUDA) and an engine can open more: then each
+    padded size gets a session of its own. onnxruntime's CUDA kernels redo their set-up
     whenever a session's input shape differs from its last run's (on a GPU, alternating batch
     sizes cost tens of times a run at a steady size: docs/benchmarks.md), so one session per
-    size keeps every session's shape steady.
+    size keeps every session's shape steady. Several GPUs: one engine each, and each run
+    goes to the device with the fewest runs in flight (`DevicePool`).
     """
 
     def __init__(
         self,
         spec: GeneratorSpec,
-        session: ort.InferenceSession,
+        engines: Engine | Mapping[int, Engine],
         requested: Sequence[str],
         *,
-        io_binding: bool | None = None,
         pad_to: Sequence[int] = (),
-        open_session: Callable[[], ort.InferenceSession] | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         self.spec = spec
-        self.session = session
-        self._open_session = open_session
-        self._sessions: dict[int, ort.InferenceSession] = {}
-        self._opening = threading.Lock()
-        active = session.get_providers()[0]
+        self.pool = DevicePool(engines if isinstance(engines, Mapping) else {0: engines})
+        active = self.session.get_providers()[0]
         self.provider = _SHORT.get(active, active)
         self.fallback = bool(requested) and self.provider != requested[0]
-        # IO binding keeps the output on the device until one copy back; it only pays on GPUs.
-        self.io_binding = self.provider == "cuda" if io_binding is None else io_binding
-        self._device = "cuda" if self.provider == "cuda" else "cpu"
+        self.cuda_graphs = cuda_graphs
+        # The CUDA device ids the model runs on; none on the CPU.
+        self.devices: tuple[int, ...] = tuple(self.pool.ids) if self.provider == "cuda" else ()
         self._pad_to = sorted(pad_to)
-        self.slots = 1  # concurrent runs the service makes on this session (set by load)
+        self.slots = 1  # concurrent runs the service makes on this model (set by load)
         self.intra_op_threads = 0
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The first device's first session (the one the provider is read from)."""
+        return self.pool.engines[0].session
+
+    @property
+    def io_binding(self) -> bool:
+        return self.pool.engines[0].path != "plain"
 
     def set_pad_to(self, sizes: Sequence[int]) -> None:
         """New warm-up sizes (a lowered max batch); padding applies only where it did."""
         if self._pad_to:
             self._pad_to = sorted(sizes)
 
-    def _padded(self, batch: int) -> int:
+    def _padded(self, batch: int) -> int | None:
+        """The size a run of `batch` rows is padded to; None where runs are not padded."""
+        if not self._pad_to:
+            return None
         return next((size for size in self._pad_to if size >= batch), batch)
 
     def session_for(self, size: int) -> ort.InferenceSession:
-        """The session that runs batches of `size` rows (after padding)."""
-        if not self._pad_to or self._open_session is None:
-            return self.session
-        if (session := self._sessions.get(size)) is None:
-            with self._opening:  # run slots may ask at once; open each size's session once
-                if (session := self._sessions.get(size)) is None:
-                    session = self.session if not self._sessions else self._open_session()
-                    self._sessions[size] = session
-        return session
+        """The first device's session that runs batches of `size` rows (after padding)."""
+        return self.pool.engines[0].session_for(size if self._pad_to else None)
 
     def run(
         self,
@@ -143,9 +143,19 @@ class Generator:
     ) -> Images:
         """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W); raises
         if `stop` is stopped before the run ends."""
+        with self.pool.take() as engine:
+            return self._run_on(engine, z, labels, stop)
+
+    def _run_on(
+        self,
+        engine: Engine,
+        z: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.int64] | None,
+        stop: RunStop | None = None,
+    ) -> Images:
         batch = z.shape[0]
         size = self._padded(batch)
-        if size != batch:  # pad rows are zeros and are dropped after the run
+        if size is not None and size != batch:  # pad rows are zeros, dropped after the run
             z = np.concatenate([z, np.zeros((size - batch, z.shape[1]), np.float32)])
             if labels is not None:
                 labels = np.concatenate([labels, np.zeros(size - batch, np.int64)])
@@ -153,17 +163,7 @@ class Generator:
         if self.spec.conditional:
             assert labels is not None
             feeds["label"] = np.ascontiguousarray(labels)
-        session = self.session_for(size)
-        if self.io_binding:
-            binding = session.io_binding()
-            for name, array in feeds.items():
-                value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
-                binding.bind_ortvalue_input(name, value)
-            binding.bind_output("image", self._device, 0)
-            session.run_with_iobinding(binding, stop.options if stop else None)
-            out = binding.copy_outputs_to_cpu()[0]
-        else:
-            out = session.run(["image"], feeds, stop.options if stop else None)[0]
+        out = engine.run(feeds, self.spec.image_shape, size, stop.options if stop else None)
         images = np.asarray(out, dtype=np.float32)[:batch]
         if images.shape != (batch, *self.spec.image_shape):
             raise RuntimeError(f"{self.spec.name}: run returned shape {images.shape}")
@@ -173,14 +173,21 @@ class Generator:
         """Run once at each batch size, then `concurrent` runs at the largest at once; return
         images/s measured at the largest alone.
 
-        The concurrent runs grow onnxruntime's memory arena to what that many run slots use
-        together, at start-up rather than at the first burst (on the CPU the arena never
-        shrinks: a burst left the process 69 MB larger when only one run had warmed it).
+        Every device runs every size; with CUDA graphs each runs it until its graph is
+        captured and replayed once, so no capture is left for a served run. The concurrent
+        runs grow onnxruntime's memory arena to what that many run slots use together, at
+        start-up rather than at the first burst (on the CPU the arena never shrinks: a burst
+        left the process 69 MB larger when only one run had warmed it).
         """
         rate = 0.0
         for size in sorted(sizes):
+            for index, engine in enumerate(self.pool.engines):
+                # untimed: the first device's first run at a size is the timed one below
+                runs = _CAPTURED_RUNS if self.cuda_graphs else 1 if index else 0
+                for _ in range(runs):
+                    self._warm_run(size, engine)
             started = time.perf_counter()
-            self._warm_run(size)
+            self._warm_run(size)  # an idle pool takes the first device
             rate = size / max(time.perf_counter() - started, 1e-9)
         if concurrent > 1 and sizes:
             together = threading.Barrier(concurrent, timeout=60)  # start the runs at once
@@ -212,14 +219,19 @@ class Generator:
             fitted = size
         return fitted
 
-    def _warm_run(self, size: int) -> None:
+    def _warm_run(self, size: int, engine: Engine | None = None) -> None:
         z = np.zeros((size, self.spec.latent_dim), np.float32)
         labels = np.zeros(size, np.int64) if self.spec.conditional else None
         try:
-            self.run(z, labels)
+            if engine is None:
+                self.run(z, labels)
+            else:
+                self._run_on(engine, z, labels)
         except Exception as exc:  # one line naming the file, for the log and /readyz
             reason = runtime_error_line(exc)
-            raise ModelError(f"{self.spec.path}: warm-up at batch {size} failed: {reason}") from exc
+            raise RuntimeFailed(
+                f"{self.spec.path}: warm-up at batch {size} failed: {reason}"
+            ) from exc
 
 
 def usable_cpus() -> int:
@@ -261,9 +273,16 @@ def load(
     io_binding: bool | None = None,
     run_slots: int = 0,
     spec: GeneratorSpec | None = None,
+    *,
+    cuda_graphs: bool = False,
+    devices: Sequence[int] | None = None,
 ) -> Generator:
-    """Open an onnxruntime session on `path`, checked against the contract — by `spec`, its
-    reading at start-up, when given (the file must not have changed since)."""
+    """Open onnxruntime sessions on `path`, checked against the contract — by `spec`, its
+    reading at start-up, when given (the file must not have changed since).
+
+    On CUDA: one engine per device of `devices` (default: every GPU the driver reports),
+    with CUDA graphs where `cuda_graphs`; on the CPU one engine, and neither applies.
+    """
     data = path.read_bytes()
     if spec is None:
         spec = inspect(path, data)
@@ -274,6 +293,8 @@ def load(
     # fallback, which choose_providers has already explained in one warning.
     choice = choose_providers(providers, ort.get_available_providers())
     on_gpu = choice.names[0] == PROVIDERS["cuda"]
+    device_ids = choose_devices(devices, cuda_device_count()) if on_gpu else [0]
+    graphs = cuda_graphs and on_gpu
     slots, threads = run_layout(on_gpu, run_slots, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -282,32 +303,39 @@ def load(
     # calling thread, and from intra-op threads within a run; none from inter-op.
     options.inter_op_num_threads = 1
 
-    def open_session() -> ort.InferenceSession:
-        try:
-            return ort.InferenceSession(data, options, providers=choice.names)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            first = runtime_error_line(exc)  # one line, no build paths
-            raise ModelError(f"{path}: onnxruntime cannot load it: {first}") from exc
+    def opener(device_id: int) -> Callable[[], ort.InferenceSession]:
+        cuda = {"device_id": str(device_id)} | ({"enable_cuda_graph": "1"} if graphs else {})
+        names = with_cuda_options(choice.names, cuda) if on_gpu else list(choice.names)
 
-    session = open_session()
-    pad = pad_to if session.get_providers()[0] == PROVIDERS["cuda"] else ()
-    generator = Generator(
-        spec,
-        session,
-        [choice.preferred],
-        io_binding=io_binding,
-        pad_to=pad,
-        open_session=open_session if pad else None,  # which holds the file's bytes
-    )
-    generator.slots, generator.intra_op_threads = slots, threads
-    log.info(
-        "model %s from %s: provider %s, %d run slots of %s intra-op threads",
-        spec.name,
-        path,
-        generator.provider,
-        slots,
-        threads or "onnxruntime's default",
-    )
+        def open_session() -> ort.InferenceSession:
+            try:
+                return ort.InferenceSession(data, options, providers=names)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                first = runtime_error_line(exc)  # one line, no build paths
+                raise RuntimeFailed(f"{path}: onnxruntime cannot load it: {first}") from exc
+
+        return open_session
+
+    first = opener(device_ids[0])()
+    on_cuda = first.get_providers()[0] == PROVIDERS["cuda"]
+    if not on_cuda:  # onnxruntime fell back to the CPU: one engine, no graphs
+        device_ids, graphs = device_ids[:1], False
+    pad = pad_to if on_cuda else ()
+    bound = on_cuda if io_binding is None else io_binding
+    run_path: RunPath = "fixed" if graphs else "bound" if bound else "plain"
+    engines: dict[int, Engine] = {}
+    for device_id in device_ids:
+        open_session = opener(device_id)  # which holds the file's bytes
+        engines[device_id] = Engine(
+            first if device_id == device_ids[0] else open_session(),
+            path=run_path,
+            device="cuda" if on_cuda else "cpu",
+            device_id=device_id if on_cuda else 0,
+            open_session=open_session if pad else None,
+            one_thread=graphs,
+        )
+    generator = Generator(spec, engines, [choice.preferred], pad_to=pad, cuda_graphs=graphs)
+    generator.slots, generator.intra_op_threads = slots * len(engines), threads
     if generator.fallback and choice.reason is None:  # onnxruntime itself fell back
         log.warning(
             "model %s: asked for providers %s but onnxruntime runs it on %s (fallback)",

@@ -3,27 +3,35 @@ its warm-up.
 
     loaded = load_model(spec, settings, budget_bytes)   # in a thread: it runs the model
 
-The steps, in order: open the onnxruntime session (checked against the contract reading made
+The steps, in order: open the onnxruntime sessions (checked against the contract reading made
 at start-up), price one image in bytes (held by a request, and working inside a run), fit the
 max batch to the memory left for requests and to `GAN_MAX_RUN_MS`, pad the session to the
-sizes it will run, and warm every size up. What comes out is plain values; the pipeline is
-built from them (`service.pipeline.served`).
+sizes it will run, and warm every size up; with CUDA graphs where GAN_CUDA_GRAPHS and the
+provider allow them, again without where onnxruntime refuses them (`with_graph_fallback`).
+What comes out is plain values; the pipeline is built from them (`service.pipeline.served`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import onnx
+import onnxruntime as ort
 
 from core.contract import GeneratorSpec, ModelError, check_all
 from service.models import files, generator, memory
 from service.models.generator import Generator
 from service.models.memory import MB, ImageCost
+from service.models.providers import PROVIDERS, choose_providers
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+CUDA = PROVIDERS["cuda"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,58 @@ def read_specs(settings: Settings) -> list[GeneratorSpec]:
 def load_model(spec: GeneratorSpec, settings: Settings, budget_bytes: int) -> LoadedModel:
     """Open, size and warm one model; `budget_bytes` is the memory still free for requests."""
     s = settings
+    on_cuda = choose_providers(s.providers, ort.get_available_providers()).names[0] == CUDA
+    loaded = with_graph_fallback(
+        lambda graphs: _load(spec, settings, budget_bytes, graphs),
+        s.cuda_graphs,
+        on_cuda,
+        spec.name,
+    )
+    log.info("model %s from %s: %s", spec.name, spec.path, describe(loaded.generator))
+    return loaded
+
+
+def describe(gen: Generator) -> str:
+    """Where and how a model runs, for its load line in the log."""
+    where = gen.provider
+    if gen.devices:
+        where += " on GPU" + ("s " if len(gen.devices) > 1 else " ")
+        where += ",".join(str(device) for device in gen.devices)
+    graphs = "on" if gen.cuda_graphs else "off"
+    threads = gen.intra_op_threads or "onnxruntime's default"
+    return (
+        f"provider {where}, CUDA graphs {graphs}, "
+        f"{gen.slots} run slots of {threads} intra-op threads"
+    )
+
+
+def with_graph_fallback(attempt: Callable[[bool], T], setting: str, on_cuda: bool, name: str) -> T:
+    """`attempt(cuda_graphs)`: with CUDA graphs where GAN_CUDA_GRAPHS (`setting`) and the
+    provider allow them, else without.
+
+    onnxruntime refuses graphs for some models (a node on the CPU provider, a kernel that
+    synchronises while the graph is captured), when the session opens or in the warm-up's
+    capture: then `auto` warns once with its reason and loads the model again without them,
+    and `on` fails the load with that reason.
+    """
+    if setting == "off" or not on_cuda:
+        return attempt(False)
+    try:
+        return attempt(True)
+    except generator.RuntimeFailed as exc:  # not a bad setting or a memory budget
+        reason = generator.runtime_error_line(exc)
+        if setting == "on":
+            raise ModelError(
+                f"{reason} (with GAN_CUDA_GRAPHS=on; auto runs such a model without them)"
+            ) from exc
+        log.warning("model %s: CUDA graphs off, onnxruntime cannot use them: %s", name, reason)
+    return attempt(False)
+
+
+def _load(
+    spec: GeneratorSpec, settings: Settings, budget_bytes: int, cuda_graphs: bool
+) -> LoadedModel:
+    s = settings
     gen = generator.load(
         spec.path,
         s.providers,
@@ -55,6 +115,8 @@ def load_model(spec: GeneratorSpec, settings: Settings, budget_bytes: int) -> Lo
         generator.warmup_sizes(s.max_batch),
         run_slots=s.run_slots,
         spec=spec,
+        cuda_graphs=cuda_graphs,
+        devices=s.devices,
     )
     cost = ImageCost(
         held=memory.held_bytes(spec.image_shape, spec.latent_dim),

@@ -70,10 +70,13 @@ def _load(name: str) -> ctypes.CDLL | str:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else f"{name}: cannot load"
 
 
+_DRIVER = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+
+
 def _device_problem(cuda_major: str) -> str | None:
     """Ask the CUDA driver (quietly, unlike onnxruntime) for a device new enough for the
     CUDA runtime onnxruntime was built with."""
-    driver = _load("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    driver = _load(_DRIVER)
     if isinstance(driver, str):
         return f"no NVIDIA driver ({driver})"
     if (status := driver.cuInit(0)) != 0:
@@ -86,6 +89,27 @@ def _device_problem(cuda_major: str) -> str | None:
         supported = f"{version.value // 1000}.{version.value % 1000 // 10}"
         return f"the NVIDIA driver supports CUDA {supported}; onnxruntime needs CUDA {cuda_major}"
     return None
+
+
+@functools.cache  # a fact about this machine and process: ask once
+def cuda_device_count() -> int:
+    """GPUs the CUDA driver shows this process (after CUDA_VISIBLE_DEVICES), 0 without one;
+    their ids, 0 to count - 1, are what the CUDA provider's `device_id` takes."""
+    driver = _load(_DRIVER)
+    count = ctypes.c_int(0)
+    if isinstance(driver, str) or driver.cuInit(0) != 0:
+        return 0
+    if driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return int(count.value)
+
+
+def with_cuda_options(
+    names: Sequence[str], options: dict[str, str]
+) -> list[str | tuple[str, dict[str, str]]]:
+    """`names` for InferenceSession(providers=...), the CUDA provider given `options`
+    (`device_id`, `enable_cuda_graph`)."""
+    return [(name, options) if name == PROVIDERS["cuda"] else name for name in names]
 
 
 @functools.cache  # a fact about this machine and process: probe it once

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.settings import Settings
+from service.startup import settings_error
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +81,48 @@ def test_latency_buckets_come_from_a_comma_list(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("GAN_LATENCY_BUCKETS", "0.1,0.01")
     with pytest.raises(ValidationError, match="increasing"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("auto", "auto"), ("on", "on"), (" OFF ", "off"), ("1", "on"), ("0", "off")],
+)
+def test_cuda_graphs_are_auto_on_or_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    assert Settings().cuda_graphs == "auto"
+    monkeypatch.setenv("GAN_CUDA_GRAPHS", value)
+    assert Settings().cuda_graphs == expected
+
+
+def test_a_bad_cuda_graphs_value_is_one_line_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GAN_CUDA_GRAPHS", "maybe")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert settings_error(caught.value, {}) == (
+        "invalid setting GAN_CUDA_GRAPHS=maybe: give auto, on (1) or off (0)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("0,1", (0, 1)), (" 2 ", (2,)), ("[3, 1]", (3, 1))]
+)
+def test_devices_are_a_list_of_cuda_ids(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[int, ...]
+) -> None:
+    assert Settings().devices is None  # every GPU the driver reports
+    monkeypatch.setenv("GAN_DEVICES", value)
+    assert Settings().devices == expected
+
+
+@pytest.mark.parametrize("value", ["0,0", "-1", "", "a"])
+def test_bad_devices_are_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("GAN_DEVICES", value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert settings_error(caught.value, {}).startswith(f"invalid setting GAN_DEVICES={value}: ")
 
 
 def test_explicit_values_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from core import contract
 from service.models import files, generator
+from service.models.engine import Engine
 from service.models.generator import ModelError
 from tests.support import onnx_models as models
 
@@ -95,7 +96,7 @@ def test_io_binding_and_padding_give_the_same_images(model_dir: Path) -> None:
     path = model_dir / "fashion.onnx"
     plain = generator.load(path, ["cpu"], intra_op_threads=1)
     bound = generator.load(path, ["cpu"], intra_op_threads=1, io_binding=True)
-    padded = generator.Generator(plain.spec, plain.session, ["cpu"], pad_to=[1, 2, 4, 8])
+    padded = generator.Generator(plain.spec, Engine(plain.session), ["cpu"], pad_to=[1, 2, 4, 8])
     z = np.random.default_rng(1).standard_normal((3, 8), dtype=np.float32)
     labels = np.array([0, 4, 9], np.int64)
     expected = plain.run(z, labels)
@@ -115,7 +116,7 @@ def test_each_padded_size_runs_on_a_session_of_its_own(model_dir: Path) -> None:
         return opened[-1]
 
     padded = generator.Generator(
-        plain.spec, plain.session, ["cpu"], pad_to=[2, 4, 8], open_session=open_session
+        plain.spec, Engine(plain.session, open_session=open_session), ["cpu"], pad_to=[2, 4, 8]
     )
     z = np.random.default_rng(2).standard_normal((7, 8), dtype=np.float32)
     labels = np.arange(7, dtype=np.int64)
@@ -126,7 +127,9 @@ def test_each_padded_size_runs_on_a_session_of_its_own(model_dir: Path) -> None:
     sessions = {size: padded.session_for(size) for size in (2, 4, 8)}
     assert sessions[4] is plain.session  # the first size used takes the session it was given
     assert [sessions[8], sessions[2]] == opened  # the others opened once each, on first use
-    unpadded = generator.Generator(plain.spec, plain.session, ["cpu"], open_session=open_session)
+    unpadded = generator.Generator(
+        plain.spec, Engine(plain.session, open_session=open_session), ["cpu"]
+    )
     assert unpadded.session_for(5) is plain.session and len(opened) == 2
 
 
@@ -149,7 +152,7 @@ def _profiled(path: Path, prefix: Path) -> tuple[generator.Generator, ort.Infere
     options.enable_profiling = True
     options.profile_file_prefix = str(prefix)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return generator.Generator(contract.inspect(path), session, ["cpu"]), session
+    return generator.Generator(contract.inspect(path), Engine(session), ["cpu"]), session
 
 
 def _profile(session: ort.InferenceSession) -> tuple[list[dict[str, Any]], list[int]]:

@@ -15,12 +15,15 @@ import httpx
 import onnxruntime as ort
 import pytest
 
+from service.models import providers
 from service.models.providers import (
     NO_CUDA_BUILD,
     PROVIDERS,
     ProviderChoice,
     choose_providers,
+    cuda_device_count,
     cuda_problem,
+    with_cuda_options,
 )
 from tests.support.gan_serve import gan_serve, metric_samples
 
@@ -83,6 +86,19 @@ def test_the_probe_answers_on_this_machine() -> None:
         assert problem == NO_CUDA_BUILD
     else:  # a GPU build: the answer is a reason or None, never an exception
         assert problem is None or problem.strip()
+
+
+def test_the_device_count_answers_on_this_machine() -> None:
+    count = cuda_device_count()
+    assert isinstance(count, int) and count >= 0
+    if isinstance(providers._load(providers._DRIVER), str):  # no NVIDIA driver here
+        assert count == 0
+
+
+def test_cuda_options_go_to_the_cuda_provider_alone() -> None:
+    options = {"device_id": "1", "enable_cuda_graph": "1"}
+    assert with_cuda_options([CUDA, CPU], options) == [(CUDA, options), CPU]
+    assert with_cuda_options([CPU], options) == [CPU]
 
 
 def start_and_stop(model_dir: Path, providers: str, log_path: Path) -> dict[str, float]:
