@@ -49,8 +49,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     GAN_WORKERS=auto
 USER 10001:10001
 WORKDIR /opt/ganserve
-EXPOSE 8000
-# One worker per container (scale with replicas); 0.0.0.0 so the published port reaches it.
+# 8000: HTTP; 8001: v2 gRPC once GAN_GRPC_PORT=8001 is set (compose and the manifests set it).
+EXPOSE 8000 8001
+# GAN_WORKERS=auto: one worker per usable core; 0.0.0.0 so the published port reaches it.
 CMD ["gan-serve", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     GAN_WORKERS=auto
 USER 10001:10001
 WORKDIR /opt/ganserve
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["gan-serve", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---------------------------------------------------------------------------------------------

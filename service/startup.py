@@ -58,18 +58,30 @@ def _endpoint(settings: Settings, flags: Mapping[str, Any]) -> str:
 
 
 def listen_problem(settings: Settings, flags: Mapping[str, Any]) -> str | None:
-    """Why gan-serve cannot listen on its host and port, or None when it can.
+    """Why gan-serve cannot listen on its host and port (and GAN_GRPC_PORT when set), or None
+    when it can.
 
-    Binds a throw-away socket the way uvicorn (asyncio's create_server) will: each address the
-    host resolves to, SO_REUSEADDR, IPv6 sockets IPv6-only; then closes it again. Port 0 (any
-    free port) always works.
+    Binds a throw-away socket the way uvicorn (asyncio's create_server) and grpcio will: each
+    address the host resolves to, SO_REUSEADDR, IPv6 sockets IPv6-only; then closes it again.
+    Port 0 (any free port) always works.
     """
+    if reason := _bind_problem(settings.host, settings.port):
+        return f"cannot listen on {_endpoint(settings, flags)}: {reason}"
+    grpc_port = settings.grpc_port
+    if grpc_port is None:
+        return None
+    where = f"{settings.host}:{grpc_port} ({_ENV_PREFIX}GRPC_PORT={grpc_port})"
+    if reason := _bind_problem(settings.host, grpc_port):
+        return f"cannot listen on {where}: {reason}"
+    return None
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why a listening socket cannot bind host:port, in a few words, or None."""
     try:
-        addresses = socket.getaddrinfo(
-            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        return f"cannot listen on {_endpoint(settings, flags)}: unknown host ({exc.strerror})"
+        return f"unknown host ({exc.strerror})"
     for family, kind, proto, _, address in addresses:
         try:
             probe = socket.socket(family, kind, proto)
@@ -82,6 +94,5 @@ def listen_problem(settings: Settings, flags: Mapping[str, Any]) -> str | None:
             try:
                 probe.bind(address)
             except OSError as exc:
-                reason = (exc.strerror or str(exc)).lower()
-                return f"cannot listen on {_endpoint(settings, flags)}: {reason}"
+                return (exc.strerror or str(exc)).lower()
     return None

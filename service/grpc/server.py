@@ -43,7 +43,7 @@ from service.errors import (
     Unauthorized,
 )
 from service.grpc.messages import MESSAGES, SERVICE
-from service.grpc.servicer import Servicer
+from service.grpc.servicer import Serialised, Servicer
 from service.http.access import Access, key_of
 from service.metrics import Metrics
 from service.settings import Settings
@@ -108,7 +108,12 @@ def _handler(
                 metadata = dict(context.invocation_metadata() or ())
                 presented = key_of(_text(metadata, "authorization"), _text(metadata, "x-api-key"))
                 key = access.identify(presented)
-            return await call(message, key)
+            response = await call(message, key)
+            if isinstance(response, Serialised):
+                # Called when the call ends, sent or not (a client gone, the server stopped).
+                context.add_done_callback(lambda _: response.sent())
+                return response.body
+            return response
         except ServiceError as error:
             code = STATUS[type(error)]
             if isinstance(error, Retryable):

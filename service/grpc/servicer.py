@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,6 +103,16 @@ def from_contents(
         raise BadRequest(f"input {name}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Serialised:
+    """A response already serialised (in the run slot), and what to do once it is sent: the
+    admission permit of its bytes is held until the call ends, as HTTP holds it to the last
+    byte."""
+
+    body: bytes
+    sent: Callable[[], None]
+
+
 class Servicer:
     """The calls, on one service's state; `access` charges ModelInfer's images."""
 
@@ -143,7 +155,7 @@ class Servicer:
             outputs=meta["outputs"],
         )
 
-    async def model_infer(self, request: Any, key: int | None) -> bytes:
+    async def model_infer(self, request: Any, key: int | None) -> Serialised:
         arrived = time.monotonic()
         if not request.model_name:
             raise ModelNotFound("model_name is empty: name a model")
@@ -158,6 +170,4 @@ class Servicer:
         # A client that cancels (or whose deadline passes) cancels this coroutine: the
         # pipeline drops its rows then, as for an HTTP disconnect.
         answer = await served.pipeline.answer(job, None, arrived)
-        # gRPC sends the returned bytes at once; the permit cannot follow them further.
-        answer.permit.release()
-        return answer.body
+        return Serialised(answer.body, answer.permit.release)

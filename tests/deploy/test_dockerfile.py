@@ -43,7 +43,7 @@ def test_base_images_are_build_arguments_with_public_defaults() -> None:
 def test_runtime_stage_is_non_root_serves_8000_and_ships_the_models(target: str) -> None:
     text = stage(target)
     assert "USER 10001:10001" in text
-    assert "EXPOSE 8000" in text
+    assert "EXPOSE 8000 8001" in text
     assert "COPY models/ /opt/ganserve/models/" in text
     assert "GAN_MODEL_DIR=/opt/ganserve/models" in text
     assert 'CMD ["gan-serve", "--host", "0.0.0.0", "--port", "8000"]' in text

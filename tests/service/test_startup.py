@@ -91,3 +91,30 @@ def test_an_unknown_host_is_one_line(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["--host", "no-such-host.invalid", "--port", "8000"]) == 2
     line = one_line(capsys.readouterr().err)
     assert "cannot listen on no-such-host.invalid:8000 (--host no-such-host.invalid" in line
+
+
+def test_a_grpc_port_in_use_is_one_line_and_exit_2(
+    listening: socket.socket, model_dir: Path
+) -> None:
+    grpc_port = listening.getsockname()[1]
+    env = {
+        **os.environ,
+        "GAN_MODEL_DIR": str(model_dir),
+        "GAN_PROVIDERS": "cpu",
+        "GAN_GRPC_PORT": str(grpc_port),
+    }
+    with listening:
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    line = one_line(done.stderr)
+    assert line == (
+        f"gan-serve: error: cannot listen on 127.0.0.1:{grpc_port} "
+        f"(GAN_GRPC_PORT={grpc_port}): address already in use"
+    )
