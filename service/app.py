@@ -30,7 +30,7 @@ from service.api.interpolate import interpolate_endpoint
 from service.api.params import interpolate_models, sample_models
 from service.api.samples import samples_endpoint
 from service.api.status import create_status_router
-from service.api.v2 import create_v2_router
+from service.api.v2 import create_v2_infer_endpoints, create_v2_router
 from service.grpc import server as grpc_server
 from service.grpc.servicer import Servicer
 from service.http.access import Access, install_access_control
@@ -97,6 +97,7 @@ def create_app(
     endpoints = [
         samples_endpoint(state, access, sample_models(settings)),
         interpolate_endpoint(state, access, interpolate_models(settings)),
+        *create_v2_infer_endpoints(state, access),
     ]
     app.include_router(create_status_router())
     app.include_router(create_gallery_router())

@@ -1,16 +1,18 @@
-"""The one way into the endpoints that generate images: `/samples` and `/interpolate`.
+"""The one way into the endpoints that generate images: /samples, /interpolate, v2 infer.
 
-A request to one of their paths is served here, before FastAPI's routing, whatever its method
-and however its parameters come (query or JSON body): its handler parses the parameters once
-(`service.api.params`), and that parse is what access control charges, admission admits and
+A request to one of their paths (or path templates: `/v2/models/{name}/infer`) is served
+here, before FastAPI's routing, whatever its method and however its parameters come (query,
+JSON body, v2 tensors): its handler parses the parameters once (`service.api.params`,
+`service.v2.tensors`), and that parse is what access control charges, admission admits and
 the pipeline generates. FastAPI's routing, its request and exception wrappers and its
 exception handlers would cost the event loop about as much again as the rest of such a
-request (docs/benchmarks.md, "One entry per endpoint"). Everything else goes on to FastAPI.
+request (docs/benchmarks.md, "One entry per endpoint"; for v2 infer, 30 % of a worker's
+CPU: "The Open Inference Protocol against Triton"). Everything else goes on to FastAPI.
 
 Each endpoint's `route` is never mounted: it documents the operation in the OpenAPI schema
 (`document`) from the same parameter models, and names the route in the request metrics.
 
-    app.add_middleware(Endpoints, endpoints=[samples_endpoint, interpolate_endpoint])
+    app.add_middleware(Endpoints, endpoints=[samples, interpolate, *v2_infer])
 """
 
 # No `from __future__ import annotations`: FastAPI reads the documented operation's
@@ -53,8 +55,9 @@ _BODY_DOC = (
 
 @dataclass(frozen=True)
 class Endpoint:
-    route: APIRoute  # the documented operation (POST); its path is the endpoint's
-    handle: Handler
+    route: APIRoute  # the documented operation (POST); its path (template) is the endpoint's
+    handle: Handler  # the POSTs; a path template's values are in `request.path_params`
+    not_allowed: Callable[[Request], Response] | None = None  # other methods (default: 405)
 
 
 class AnswerResponse(Response):
@@ -180,10 +183,26 @@ class Endpoints:
 
     def __init__(self, app: ASGIApp, endpoints: Sequence[Endpoint]) -> None:
         self.app = app
-        self.by_path = {endpoint.route.path: endpoint for endpoint in endpoints}
+        fixed = [endpoint for endpoint in endpoints if not endpoint.route.param_convertors]
+        self.by_path = {endpoint.route.path: endpoint for endpoint in fixed}
+        # Paths with parameters ({name}): tried in turn, after the fixed paths' one lookup.
+        self.templates = [endpoint for endpoint in endpoints if endpoint not in fixed]
+
+    def find(self, scope: Scope) -> Endpoint | None:
+        """The endpoint of the request's path (its template's values put in the scope)."""
+        if scope["type"] != "http":
+            return None
+        path: str = scope["path"]
+        if (endpoint := self.by_path.get(path)) is not None:
+            return endpoint
+        for endpoint in self.templates:
+            if matched := endpoint.route.path_regex.match(path):
+                scope["path_params"] = matched.groupdict()
+                return endpoint
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.by_path.get(scope["path"]) if scope["type"] == "http" else None
+        endpoint = self.find(scope)
         if endpoint is None:
             await self.app(scope, receive, send)
             return
@@ -194,7 +213,7 @@ class Endpoints:
             if scope["method"] == "POST":
                 response = await endpoint.handle(request)
             else:
-                response = method_not_allowed(request)
+                response = (endpoint.not_allowed or method_not_allowed)(request)
         except ServiceError as error:
             response = error_response(error)
         except Exception as error:  # the app's own last resort, logged once

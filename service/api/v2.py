@@ -23,16 +23,20 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api.entry import AnswerResponse, disconnected
+from service.api.entry import AnswerResponse, Endpoint, disconnected
 from service.http.access import Access
 from service.state import ServiceState, Status
 from service.v2 import infer, tensors
 from service.v2.infer import Tensor
 
 SERVER_NAME = "ganserve"
+PREFIX = "/v2"
+TAG = "Open Inference Protocol (v2)"
+_MODEL_PATHS = ("/models/{name}", "/models/{name}/versions/{version}")
 EXTENSIONS = ["binary_tensor_data"]
 BINARY_MEDIA_TYPE = "application/octet-stream"
 
@@ -136,7 +140,7 @@ def wanted_outputs(request: tensors.InferRequest) -> list[tuple[str, bool | None
 
 def create_v2_router(state: ServiceState, access: Access) -> APIRouter:
     """The v2 routes; `access` charges each infer's images to its API key."""
-    router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (v2)"])
+    router = APIRouter(prefix=PREFIX, tags=[TAG])
 
     @router.get("")
     async def server() -> dict[str, Any]:
@@ -165,6 +169,25 @@ def create_v2_router(state: ServiceState, access: Access) -> APIRouter:
         infer.check_version(state.model(name).spec, version)
         return Response(status_code=200)
 
+    for path in _MODEL_PATHS:
+        router.add_api_route(
+            path, metadata, methods=["GET"], summary="Model metadata", responses=_UNKNOWN
+        )
+        router.add_api_route(
+            path + "/ready",
+            model_ready,
+            methods=["GET"],
+            summary="Model ready",
+            response_class=Response,
+            responses=_EMPTY_200 | _UNKNOWN | _NOT_READY,
+        )
+    return router
+
+
+def create_v2_infer_endpoints(state: ServiceState, access: Access) -> list[Endpoint]:
+    """`POST /v2/models/{name}[/versions/{version}]/infer`, served before FastAPI's routing
+    like /samples (`service.api.entry`); `access` charges each infer's images to its API key."""
+
     async def run_infer(request: Request, name: str, version: str | None = None) -> Response:
         arrived = time.monotonic()
         served = state.model(name)
@@ -188,24 +211,29 @@ def create_v2_router(state: ServiceState, access: Access) -> APIRouter:
         headers = {"Inference-Header-Content-Length": str(render.header_length)}
         return AnswerResponse(answer, BINARY_MEDIA_TYPE, headers)
 
-    for path in ("/models/{name}", "/models/{name}/versions/{version}"):
-        router.add_api_route(
-            path, metadata, methods=["GET"], summary="Model metadata", responses=_UNKNOWN
+    async def handle(request: Request) -> Response:
+        params = request.path_params
+        return await run_infer(request, params["name"], params.get("version"))
+
+    return [
+        Endpoint(
+            APIRoute(
+                f"{PREFIX}{path}/infer",
+                run_infer,
+                methods=["POST"],
+                summary="Infer",
+                response_class=Response,
+                responses=_INFER,
+                tags=[TAG],
+            ),
+            handle,
+            not_allowed=post_only,
         )
-        router.add_api_route(
-            path + "/ready",
-            model_ready,
-            methods=["GET"],
-            summary="Model ready",
-            response_class=Response,
-            responses=_EMPTY_200 | _UNKNOWN | _NOT_READY,
-        )
-        router.add_api_route(
-            path + "/infer",
-            run_infer,
-            methods=["POST"],
-            summary="Infer",
-            response_class=Response,
-            responses=_INFER,
-        )
-    return router
+        for path in _MODEL_PATHS
+    ]
+
+
+def post_only(request: Request) -> Response:
+    """405 for anything but POST on an infer route."""
+    message = f"Method Not Allowed: {request.url.path} takes POST (a v2 inference request)"
+    return JSONResponse({"error": message}, status_code=405, headers={"Allow": "POST"})
