@@ -143,6 +143,8 @@ class Generator:
     ) -> Images:
         """One onnxruntime run: z (B, latent) [+ labels (B,)] -> images (B, C, H, W); raises
         if `stop` is stopped before the run ends."""
+        if len(self.pool.engines) == 1:  # the CPU, or one GPU: no choice to make or count
+            return self._run_on(self.pool.engines[0], z, labels, stop)
         with self.pool.take() as engine:
             return self._run_on(engine, z, labels, stop)
 
