@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "workers": "bench.workers",
     "soak": "bench.soak",
     "revisions": "bench.revisions",
+    "v2": "bench.v2",
     "faults": "bench.faults",
     "memory": "bench.memory",
     "report": "bench.report",

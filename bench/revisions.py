@@ -50,20 +50,13 @@ def short(revision: str) -> str:
     return out.stdout.strip()
 
 
-def setting(item: str) -> tuple[str, str]:
-    name, equals, value = item.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"{item!r} is not NAME=VALUE")
-    return name, value
-
-
 def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
     parser.add_argument("--before", required=True, help="the revision to compare with")
     parser.add_argument(
         "--env",
         action="append",
-        type=setting,
+        type=sidebyside.setting,
         default=[],
         metavar="NAME=VALUE",
         help="a setting for both",

@@ -19,6 +19,7 @@ import os
 import platform
 import statistics
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,18 +89,27 @@ def compare(
     duration_s: float,
 ) -> list[dict[str, Any]]:
     """One row per concurrency: each server's median figures and the median ratio."""
+
+    def measure(name: str, connections: int) -> dict[str, Any]:
+        return measured_run(servers[name], request, connections, duration_s)
+
+    return compare_with(list(servers), measure, concurrency, pairs)
+
+
+Measure = Callable[[str, int], dict[str, Any]]  # (side, connections) -> one run's FIGURES
+
+
+def compare_with(
+    names: list[str], measure: Measure, concurrency: list[int], pairs: int
+) -> list[dict[str, Any]]:
+    """`compare` for any way of loading a side: `measure(name, connections)` makes one run."""
     rows = []
-    first, second = names = list(servers)
+    first, second = names
     for connections in concurrency:
         runs = []
         for index in range(pairs):
             order = names if index % 2 == 0 else names[::-1]
-            runs.append(
-                {
-                    name: measured_run(servers[name], request, connections, duration_s)
-                    for name in order
-                }
-            )
+            runs.append({name: measure(name, connections) for name in order})
         row: dict[str, Any] = {"connections": connections, "pairs": runs}
         for name in names:
             row[name] = {key: statistics.median(run[name][key] for run in runs) for key in FIGURES}
@@ -144,6 +154,14 @@ class Side:
     name: str
     env: tuple[tuple[str, str], ...] = ()
     source: Path | None = None  # another checkout's code; None: this one
+
+
+def setting(item: str) -> tuple[str, str]:
+    """`--env NAME=VALUE`, read."""
+    name, equals, value = item.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{item!r} is not NAME=VALUE")
+    return name, value
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

@@ -69,6 +69,7 @@ class System:
     request: Callable[[int, str], Request]  # (n, format) -> the request that asks for it
     formats: tuple[str, ...] = ("png",)
     env: tuple[tuple[str, str], ...] = ()  # extra environment (gan-serve's settings)
+    args: tuple[str, ...] = ()  # extra arguments of a peer's app
 
 
 SYSTEMS: dict[str, System] = {
@@ -106,13 +107,30 @@ SYSTEMS: dict[str, System] = {
 }
 PEERS = tuple(name for name, s in SYSTEMS.items() if s.peer)
 
+# The raw generator (z, label -> image) behind Triton's own HTTP and gRPC: `bench v2`.
+TRITON_RAW = System(
+    "triton-raw",
+    "Triton via PyTriton, the generator itself, dynamic batcher (2 ms, 256 images)",
+    "triton",
+    "/v2/models/gan/ready",
+    _triton,
+    args=("--raw",),
+)
+
 
 class Server:
     """One running system; `stop()` ends its whole process group."""
 
-    def __init__(self, system: System, process: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(
+        self,
+        system: System,
+        process: subprocess.Popen[bytes],
+        port: int,
+        grpc_port: int | None = None,
+    ) -> None:
         self.system, self.process, self.port = system, process, port
         self.base_url = f"http://127.0.0.1:{port}"
+        self.grpc_port = grpc_port  # where it serves v2 over gRPC, if it does
 
     @property
     def pid(self) -> int:
@@ -166,7 +184,7 @@ def _signal(group: int, pids: list[int], sig: signal.Signals) -> None:
 
 
 def _command(
-    system: System, port: int, scratch: Path, source: Path | None = None
+    system: System, port: int, grpc_port: int, scratch: Path, source: Path | None = None
 ) -> tuple[list[str], dict[str, str]]:
     if system.peer is None:
         gan_serve = Path(sys.executable).with_name("gan-serve")
@@ -210,11 +228,12 @@ def _command(
             "--port",
             str(port),
             "--grpc-port",
-            str(free_port()),
+            str(grpc_port),
             "--metrics-port",
             str(free_port()),
             "--workspace",
             str(scratch / "pytriton-workspace"),
+            *system.args,
         ], env
     if system.peer == "bentoml":
         bentoml = str(peer_envs.python_of("bentoml").with_name("bentoml"))
@@ -240,12 +259,17 @@ def start(
     extra_env: dict[str, str] | None = None,
     ready_timeout_s: float = 240.0,
     source: Path | None = None,
+    grpc: bool = False,
 ) -> Server:
     """Start `system` and wait until its readiness path answers 200. `source`: run
-    gan-serve's code from that checkout (another revision) instead of this one."""
-    port = free_port()
+    gan-serve's code from that checkout (another revision) instead of this one. `grpc`: have
+    gan-serve serve gRPC too (GAN_GRPC_PORT); Triton always does."""
+    port, grpc_port = free_port(), free_port()
     model = model.resolve()  # peers run in bench/peers/
-    command, env = _command(system, port, scratch, source)
+    command, env = _command(system, port, grpc_port, scratch, source)
+    if grpc and system.peer is None:
+        env["GAN_GRPC_PORT"] = str(grpc_port)
+    serves_grpc = system.peer == "triton" or (grpc and system.peer is None)
     env = {
         **os.environ,
         "GAN_MODEL_PATH": str(model),
@@ -269,7 +293,7 @@ def start(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = Server(system, process, port)
+    server = Server(system, process, port, grpc_port if serves_grpc else None)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -65,6 +65,14 @@ class Sampler:
         (images,) = self.session.run(["image"], feeds)
         return to_uint8(images)
 
+    def raw(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """The generator itself: z (B, latent) [+ labels (B,)] -> float32 images (B, C, H, W)."""
+        feeds = {"z": np.ascontiguousarray(z, np.float32)}
+        if self.conditional and labels is not None:
+            feeds["label"] = np.ascontiguousarray(labels, np.int64)
+        (images,) = self.session.run(["image"], feeds)
+        return np.asarray(images, np.float32)
+
     def pngs(self, counts: Sequence[int]) -> list[bytes]:
         """One grid PNG per request of counts[i] images; all images in one run."""
         images = self.generate(sum(counts))
