@@ -63,3 +63,17 @@ def test_the_peers_take_the_contracts_grid_and_nothing_their_environments_lack()
             if m.split(".")[0] not in sys.stdlib_module_names and m != "__future__"
         }
         assert outside <= PEER_PACKAGES, f"{module} needs {sorted(outside - PEER_PACKAGES)}"
+
+
+def test_the_raw_generator_gives_the_files_own_images(tmp_path: Path) -> None:
+    from tests.support import onnx_models
+
+    path = tmp_path / "cheap.onnx"
+    onnx_models.mlp_generator(path, latent=100, conditional=True)
+    sampler = _peer_work().Sampler(str(path))
+    z = np.random.default_rng(1).standard_normal((5, 100), dtype=np.float32)
+    labels = np.arange(5, dtype=np.int64)
+    (expected,) = sampler.session.run(["image"], {"z": z, "label": labels})
+    images = sampler.raw(z, labels)
+    assert images.dtype == np.float32 and images.shape == (5, 1, 28, 28)
+    np.testing.assert_array_equal(images, expected)
