@@ -97,6 +97,11 @@ class DrainRate:
         while self._done and self._done[0][0] < now - _RATE_WINDOW_S:
             self._done.popleft()
 
+    def run_s(self, images: int) -> float:
+        """How long one slot's run of `images` takes: the latest runs' speed (before any, the
+        warm-up's, measured at the largest batch)."""
+        return images / (self._per_run or self._initial)
+
     def images_per_s(self, now: float) -> float:
         if self._busy_since is not None and len(self._done) >= 2:
             start = max(self._busy_since, now - _RATE_WINDOW_S)

@@ -63,6 +63,11 @@ from service.pipeline.jobs import (
 
 log = logging.getLogger("service.pipeline.scheduler")
 
+# A request's rows are split over free slots only where its run takes at least this long:
+# below, the hops between threads cost more than the run saves (docs/benchmarks.md,
+# "Splitting a cheap request").
+SPLIT_MIN_RUN_S = 0.001
+
 
 class Pipeline:
     """Admission, queue and run slots of one model."""
@@ -217,8 +222,13 @@ class Pipeline:
 
     def _take(self) -> list[Slice]:
         """The next run: at most max_batch images and at most a fair share of the queue (split
-        among the slots free now; a busy slot takes its share when it is free again)."""
+        among the slots free now; a busy slot takes its share when it is free again), except
+        that a request whose run is cheap is not cut into shares."""
         share = math.ceil(self._depth / max(self._free, 1))
+        head = self._queue[0]
+        whole = head.job.n - head.next_row
+        if share < whole and self.rate.run_s(whole) < SPLIT_MIN_RUN_S:
+            share = whole  # one cheap request: a second thread's hops cost more than its run
         room = min(self.schedule.max_batch, max(share, 1))
         batch: list[Slice] = []
         now = time.monotonic()

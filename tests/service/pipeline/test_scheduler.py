@@ -319,6 +319,16 @@ def test_a_large_request_is_split_across_free_slots(
     assert srv.metric("gan_batch_size_sum", model="slow") == 16
 
 
+def test_a_cheap_request_is_not_split_across_free_slots(
+    tmp_path: Path, serve: Callable[..., Server]
+) -> None:
+    models.mlp_generator(tmp_path / "fashion.onnx", conditional=True)  # microseconds a run
+    srv = serve(settings_for(tmp_path, max_batch=8, run_slots=2))
+    assert post(srv, n=8).status_code == 200
+    assert srv.metric("gan_batch_size_count", model="fashion") == 1
+    assert srv.metric("gan_batch_size_sum", model="fashion") == 8
+
+
 def test_every_request_of_a_burst_is_answered_by_its_deadline_plus_the_grace(
     slow_dir: Path, serve: Callable[..., Server]
 ) -> None:
