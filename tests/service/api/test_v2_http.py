@@ -200,8 +200,19 @@ def test_v2_routes_are_counted_under_their_templates(
     route = "/v2/models/{name}/infer"
     before = server.metric("gan_requests_total", route=route, status="200")
     client.infer("digits", [tensor("seed", np.array([3]), True)])
+    assert client.is_server_ready()
     assert server.metric("gan_requests_total", route=route, status="200") == before + 1
     assert server.metric("gan_requests_total", route="/v2/health/ready", status="200") >= 1
+
+
+def test_the_infer_routes_are_in_the_openapi_schema_as_posts_only(server: Server) -> None:
+    paths = server.client.get("/openapi.json").json()["paths"]
+    for route in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        assert set(paths[route]) == {"post"}
+        assert paths[route]["post"]["summary"] == "Infer"
+    refused = server.client.get("/v2/models/digits/versions/1/infer")
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert "takes POST" in refused.json()["error"]
 
 
 def test_v2_and_samples_requests_share_one_run(
