@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "report": "bench.report",
     "server-view": "bench.server_view",
     "run-length": "bench.run_length",
+    "run-paths": "bench.run_paths",
     "shape-changes": "bench.shape_changes",
     "burst-floor": "bench.burst_floor",
     "wrk": "bench.wrk",

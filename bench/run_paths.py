@@ -1,14 +1,16 @@
-"""Does IO binding pay on the CPU? Times the service's three run paths (`plain`, `bound`,
-`fixed`: `service.models.engine`) on one CPU session of a synthetic conditional generator.
+"""The service's three onnxruntime run paths timed on one CPU session: does IO binding pay?
 
-    python -m tests.service.models.io_binding_timing      # a few seconds; not a test
+    python -m bench run-paths      # a few seconds
 
+The paths are `plain`, `bound` and `fixed` (`service.models.engine`), on a synthetic
+conditional generator (`tests/support/onnx_models.mlp_generator`, latent 100, 1×28×28).
 Prints, per batch size, the median and the best of 5 rounds of the microseconds per run of
 each path (the figure in docs/service.md, "GPU run path").
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import time
@@ -48,7 +50,8 @@ def time_paths(path: Path, batch: int, repeats: int, rounds: int = 5) -> dict[st
     return micros
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0]).parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = mlp_generator(Path(tmp) / "m.onnx", latent=100, conditional=True, shape=SHAPE)
         for batch, repeats in ((16, 2000), (256, 200)):
@@ -58,7 +61,4 @@ def main() -> None:
                 for name, v in micros.items()
             )
             print(f"batch {batch}: {line}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
