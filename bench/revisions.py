@@ -53,14 +53,7 @@ def short(revision: str) -> str:
 def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
     parser.add_argument("--before", required=True, help="the revision to compare with")
-    parser.add_argument(
-        "--env",
-        action="append",
-        type=sidebyside.setting,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting for both",
-    )
+    sidebyside.add_env_option(parser, "a setting for both")
     sidebyside.add_options(parser)
     return parser
 

@@ -164,6 +164,18 @@ def setting(item: str) -> tuple[str, str]:
     return name, value
 
 
+def add_env_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--env NAME=VALUE`, repeatable: gan-serve settings, as `args.env` [(name, value)]."""
+    parser.add_argument(
+        "--env", action="append", type=setting, default=[], metavar="NAME=VALUE", help=help
+    )
+
+
+def header(command: str, args: argparse.Namespace, provider: str) -> dict[str, Any]:
+    """The first fields of a command's result: what ran, on which model, provider, machine."""
+    return {"command": command, "model": args.model, "provider": provider, **machine()}
+
+
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The options every side-by-side command takes."""
     parser.add_argument("--model", default=CHEAP, help="an ONNX file, or `cheap` (default)")
@@ -202,10 +214,7 @@ def run(sides: tuple[Side, Side], args: argparse.Namespace, command: str) -> dic
             for server in started.values():
                 server.stop()
     result = {
-        "command": command,
-        "model": args.model,
-        "provider": provider,
-        **machine(),
+        **header(command, args, provider),
         "sides": {side.name: dict(side.env) for side in sides},
         "n": args.n,
         "rows": rows,

@@ -101,12 +101,13 @@ class Target:
     def grpc_message(self, inputs: Inputs) -> bytes:
         """A serialised ModelInferRequest with raw contents, asking for `image`."""
         request = MESSAGES["ModelInferRequest"](model_name=self.model)
-        for name, datatype, shape, _ in self.tensors(inputs):
+        tensors = self.tensors(inputs)
+        for name, datatype, shape, _ in tensors:
             tensor = request.inputs.add()
             tensor.name, tensor.datatype = name, datatype
             tensor.shape.extend(shape)
         request.outputs.add().name = "image"
-        request.raw_input_contents.extend(data for *_, data in self.tensors(inputs))
+        request.raw_input_contents.extend(data for *_, data in tensors)
         return bytes(request.SerializeToString())
 
 
@@ -187,14 +188,7 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n", 1)[0])
     sidebyside.add_options(parser)
     parser.add_argument("--workers", default="1", help="gan-serve's GAN_WORKERS (default 1)")
-    parser.add_argument(
-        "--env",
-        action="append",
-        type=sidebyside.setting,
-        default=[],
-        metavar="NAME=VALUE",
-        help="another gan-serve setting",
-    )
+    sidebyside.add_env_option(parser, "another gan-serve setting")
     parser.add_argument(
         "--triton-threads",
         type=int,
@@ -267,10 +261,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             for server in started.values():
                 server.stop()
     result = {
-        "command": command,
-        "model": args.model,
-        "provider": provider,
-        **sidebyside.machine(),
+        **sidebyside.header(command, args, provider),
         "workers": args.workers,
         "env": dict(args.env),
         "triton_threads": args.triton_threads,

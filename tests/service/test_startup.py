@@ -53,6 +53,21 @@ def test_a_bad_variable_shows_the_value_as_set(
     assert "invalid setting GAN_MAX_BATCH=0: " in one_line(capsys.readouterr().err)
 
 
+def refused_start(model_dir: Path, flags: list[str], env: dict[str, str]) -> str:
+    """Run `gan-serve --host 127.0.0.1 FLAGS` on `model_dir` with `env` added: it must exit 2
+    with nothing on stdout and one line on stderr, returned."""
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", *flags],
+        env={**os.environ, "GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": "cpu", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    return one_line(done.stderr)
+
+
 @pytest.fixture
 def listening() -> socket.socket:
     """A socket listening on a loopback port: that port is in use."""
@@ -68,20 +83,9 @@ def test_a_port_in_use_is_one_line_and_exit_2_with_nothing_logged_after(
 ) -> None:
     port = listening.getsockname()[1]
     flags = ["--port", str(port)] if how == "flag" else []
-    env = {**os.environ, "GAN_MODEL_DIR": str(model_dir), "GAN_PROVIDERS": "cpu"}
-    if how == "variable":
-        env["GAN_PORT"] = str(port)
+    env = {"GAN_PORT": str(port)} if how == "variable" else {}
     with listening:
-        done = subprocess.run(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", *flags],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    line = one_line(done.stderr)
+        line = refused_start(model_dir, flags, env)
     assert line.startswith(f"gan-serve: error: cannot listen on 127.0.0.1:{port} ")
     assert "address already in use" in line
     assert (f"--port {port}" if how == "flag" else f"GAN_PORT={port}") in line
@@ -97,23 +101,8 @@ def test_a_grpc_port_in_use_is_one_line_and_exit_2(
     listening: socket.socket, model_dir: Path
 ) -> None:
     grpc_port = listening.getsockname()[1]
-    env = {
-        **os.environ,
-        "GAN_MODEL_DIR": str(model_dir),
-        "GAN_PROVIDERS": "cpu",
-        "GAN_GRPC_PORT": str(grpc_port),
-    }
     with listening:
-        done = subprocess.run(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    line = one_line(done.stderr)
+        line = refused_start(model_dir, ["--port", "0"], {"GAN_GRPC_PORT": str(grpc_port)})
     assert line == (
         f"gan-serve: error: cannot listen on 127.0.0.1:{grpc_port} "
         f"(GAN_GRPC_PORT={grpc_port}): address already in use"
